@@ -1,0 +1,3 @@
+//! Build engines other than the native assembler.
+
+pub mod docker;

@@ -1,0 +1,1 @@
+//! The build plan: base image, ordered steps and the final image config.

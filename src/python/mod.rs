@@ -1,0 +1,1 @@
+//! Python dependencies and the Cog runtime as native layers.

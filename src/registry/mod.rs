@@ -1,0 +1,1 @@
+//! Registry client: references, auth, shallow pull and push.

@@ -1,0 +1,1 @@
+//! Static OpenAPI schema generation from predictor source.

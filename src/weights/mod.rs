@@ -1,0 +1,1 @@
+//! Managed weights: import, lockfile, packing, artifacts.
