@@ -4,6 +4,18 @@
 //! as a list of [`Entry`] values; the writer sorts them, adds missing parent
 //! directories and streams tar → diff_id → compressor → digest in one pass.
 
+pub mod build;
+pub mod compress;
+pub mod dockerignore;
+mod error;
+pub mod fetch;
+pub mod source;
+pub mod tar;
+
+pub use build::{BuiltLayer, LayerJob, LayerOptions, build_cached, build_layer, build_layers};
+pub use compress::Compression;
+pub use error::LayerError;
+
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;

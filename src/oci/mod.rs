@@ -6,8 +6,12 @@
 //! digest of its uncompressed tar (the diff_id); an [`Image`] is a manifest, a
 //! config and its layers. Nothing above this module cares where bytes live.
 
+pub mod archive;
 pub mod digest;
+pub mod image;
+pub mod layout;
 pub mod media;
+pub mod store;
 
 pub use digest::{Digest, DigestError};
 
