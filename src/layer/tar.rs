@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn pax_record_length_counts_itself() {
-        assert_eq!(pax_record("path", "a"), "11 path=a\n");
+        assert_eq!(pax_record("path", "a"), "9 path=a\n");
         let long = "x".repeat(95);
         let rec = pax_record("path", &long);
         let (len, _) = rec.split_once(' ').unwrap();
