@@ -63,6 +63,28 @@ pub struct SourceTree {
     pub notices: Vec<String>,
 }
 
+impl SourceTree {
+    /// The layer jobs of this tree, bottom first: one per large file (sorted
+    /// by path), then the main source layer. Each carries a cache key built
+    /// from the file metadata it depends on, so an unchanged part is not
+    /// rebuilt.
+    pub fn jobs(&self) -> Vec<super::LayerJob> {
+        let mut jobs: Vec<super::LayerJob> = self
+            .large
+            .iter()
+            .map(|l| super::LayerJob {
+                entries: vec![l.entry.clone()],
+                cache_key: Some(format!("source-large-v1\n{}\n{}", l.entry.path, l.fingerprint)),
+            })
+            .collect();
+        jobs.push(super::LayerJob {
+            entries: self.main.clone(),
+            cache_key: Some(format!("source-main-v1\n{}", self.main_fingerprint)),
+        });
+        jobs
+    }
+}
+
 /// Reads `.dockerignore` at the project root (empty if absent).
 pub fn read_dockerignore(root: &Path) -> Result<DockerIgnore, LayerError> {
     let path = root.join(".dockerignore");
@@ -97,6 +119,9 @@ pub fn scan_source_tree(root: &Path, opts: &SourceOptions) -> Result<SourceTree,
         },
         fingerprint: Vec::new(),
     };
+    let root_meta = fs::symlink_metadata(root).map_err(read_err(root))?;
+    scan.fingerprint
+        .push(format!("root {} {:o}", opts.dest, root_meta.mode() & 0o7777));
     scan.walk(Path::new(""))?;
     for p in &leave_out {
         if root.join(p).exists() {
