@@ -11,6 +11,7 @@ pub mod digest;
 pub mod image;
 pub mod layout;
 pub mod media;
+pub mod output;
 pub mod store;
 
 pub use digest::{Digest, DigestError};
