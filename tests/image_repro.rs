@@ -9,18 +9,26 @@
 use cogpack::layer::fetch::generated_file;
 use cogpack::layer::source::{SourceOptions, scan_source_tree};
 use cogpack::layer::{Entry, LayerJob, LayerOptions, build_layers};
+use cogpack::oci::Image;
 use cogpack::oci::image::{AddedLayer, BaseImage, ConfigAdditions, ImageSpec, assemble};
 use cogpack::oci::layout::{read_base, write_layout};
 use cogpack::oci::store::Store;
-use cogpack::oci::Image;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::process::Command;
 
 const FILES: &[(&str, &str, u32)] = &[
-    ("cog.yaml", "build:\n  python_version: \"3.11\"\npredict: predict.py:Predictor\n", 0o644),
-    ("predict.py", "from cog import BasePredictor\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return 'hi'\n", 0o644),
+    (
+        "cog.yaml",
+        "build:\n  python_version: \"3.11\"\npredict: predict.py:Predictor\n",
+        0o644,
+    ),
+    (
+        "predict.py",
+        "from cog import BasePredictor\n\nclass Predictor(BasePredictor):\n    def predict(self) -> str:\n        return 'hi'\n",
+        0o644,
+    ),
     ("lib/util.py", "X = 1\n", 0o644),
     ("lib/__init__.py", "", 0o644),
     ("scripts/setup.sh", "#!/bin/sh\necho setup\n", 0o755),
@@ -63,7 +71,15 @@ fn write_base_layout(dir: &Path) {
         Entry::symlink("bin/python", "python3"),
         Entry::file_bytes("usr/bin/python3", 0o755, b"#!/bin/sh\n".to_vec()),
     ];
-    let layers = build_layers(vec![LayerJob { entries, cache_key: None }], LayerOptions::default(), &store).unwrap();
+    let layers = build_layers(
+        vec![LayerJob {
+            entries,
+            cache_key: None,
+        }],
+        LayerOptions::default(),
+        &store,
+    )
+    .unwrap();
     let spec = ImageSpec {
         base: BaseImage::scratch(),
         layers: vec![AddedLayer {
@@ -95,7 +111,10 @@ fn build(project: &Path, store_dir: &Path, base_layout: &Path, sde: Option<u64>)
     let tree = scan_source_tree(project, &SourceOptions::default()).unwrap();
     let mut jobs = tree.jobs();
     jobs.push(LayerJob {
-        entries: vec![generated_file("src/.cog/openapi_schema.json", b"{\"openapi\":\"3.0.2\"}".to_vec())],
+        entries: vec![generated_file(
+            "src/.cog/openapi_schema.json",
+            b"{\"openapi\":\"3.0.2\"}".to_vec(),
+        )],
         cache_key: None,
     });
     let built = build_layers(jobs, opts, &store).unwrap();
@@ -122,7 +141,9 @@ fn build(project: &Path, store_dir: &Path, base_layout: &Path, sde: Option<u64>)
         source_date_epoch: sde,
     };
     let image = assemble(&spec, &store).unwrap();
-    store.tag_image("repro:latest", &image.descriptor()).unwrap();
+    store
+        .tag_image("repro:latest", &image.descriptor())
+        .unwrap();
     Image::digest(&image).to_string()
 }
 
@@ -131,7 +152,9 @@ fn build(project: &Path, store_dir: &Path, base_layout: &Path, sde: Option<u64>)
 #[test]
 fn build_in_child() {
     if let Ok(project) = std::env::var("REPRO_PROJECT") {
-        let sde = std::env::var("SOURCE_DATE_EPOCH").ok().map(|s| s.parse().unwrap());
+        let sde = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .map(|s| s.parse().unwrap());
         let digest = build(
             Path::new(&project),
             Path::new(&std::env::var("REPRO_STORE").unwrap()),
@@ -165,7 +188,10 @@ fn run_child(c: Child) -> String {
     let out_file = c.store.with_extension("digest");
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(format!("umask {}; exec \"$0\" --exact build_in_child --test-threads=1", c.umask))
+        .arg(format!(
+            "umask {}; exec \"$0\" --exact build_in_child --test-threads=1",
+            c.umask
+        ))
         .arg(std::env::current_exe().unwrap())
         .env("REPRO_PROJECT", c.project)
         .env("REPRO_STORE", c.store)
@@ -178,7 +204,12 @@ fn run_child(c: Child) -> String {
         cmd.env("SOURCE_DATE_EPOCH", s.to_string());
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::read_to_string(out_file).unwrap()
 }
 
@@ -228,7 +259,12 @@ fn two_copies_two_stores_one_digest_and_source_date_epoch_is_honoured() {
     let config: serde_json::Value = serde_json::from_slice(image.config_bytes()).unwrap();
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
     let history = config["history"].as_array().unwrap();
-    assert!(history.last().unwrap()["comment"].as_str().unwrap().contains("SOURCE_DATE_EPOCH=1700000000"));
+    assert!(
+        history.last().unwrap()["comment"]
+            .as_str()
+            .unwrap()
+            .contains("SOURCE_DATE_EPOCH=1700000000")
+    );
     let top = image.layers().last().unwrap().clone();
     let listing = Command::new("tar")
         .args(["-tvz", "--full-time", "-f"])
@@ -237,5 +273,8 @@ fn two_copies_two_stores_one_digest_and_source_date_epoch_is_honoured() {
         .output()
         .unwrap();
     let text = String::from_utf8(listing.stdout).unwrap();
-    assert!(text.lines().all(|l| l.contains("2023-11-14 22:13:20")), "{text}");
+    assert!(
+        text.lines().all(|l| l.contains("2023-11-14 22:13:20")),
+        "{text}"
+    );
 }

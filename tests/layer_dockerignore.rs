@@ -112,11 +112,21 @@ fn oracle_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(fixture_dir().join("package.json"), dir.join("package.json")).unwrap();
     let out = Command::new("npm")
-        .args(["install", "--no-package-lock", "--no-audit", "--no-fund", "--silent"])
+        .args([
+            "install",
+            "--no-package-lock",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+        ])
         .current_dir(&dir)
         .output()
         .expect("npm is installed (apt-get install -y nodejs npm)");
-    assert!(out.status.success(), "npm install: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "npm install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
@@ -161,7 +171,10 @@ fn matcher_agrees_with_docker_rules_on_every_case() {
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
-    let non_trivial = expected.iter().filter(|s| !s.is_empty() && s.len() < PATHS.len()).count();
+    let non_trivial = expected
+        .iter()
+        .filter(|s| !s.is_empty() && s.len() < PATHS.len())
+        .count();
     assert!(non_trivial >= 25, "cases must exercise partial exclusion");
 }
 

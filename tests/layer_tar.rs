@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 fn sample_entries(dir: &Path) -> Vec<Entry> {
     let on_disk = dir.join("weights.bin");
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&on_disk, &data).unwrap();
     let long_dir = "d".repeat(60);
     let long_name = format!("{long_dir}/{}", "n".repeat(80));
@@ -61,8 +63,16 @@ fn tar_listing(path: &Path) -> Vec<String> {
         .env("TZ", "UTC")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -75,7 +85,12 @@ fn same_entries_in_any_order_give_the_same_bytes() {
     let b = build(reversed, Compression::None, 0, &store);
     assert_eq!(a, b);
     assert_eq!(a.digest, a.diff_id, "uncompressed: digest is the diff_id");
-    let c = build(sample_entries(tmp.path()), Compression::None, 1_700_000_000, &store);
+    let c = build(
+        sample_entries(tmp.path()),
+        Compression::None,
+        1_700_000_000,
+        &store,
+    );
     assert_ne!(a.digest, c.digest, "mtime is part of the bytes");
 }
 
@@ -83,7 +98,12 @@ fn same_entries_in_any_order_give_the_same_bytes() {
 fn gnu_tar_reads_every_header_field_we_set() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("store")).unwrap();
-    let rec = build(sample_entries(tmp.path()), Compression::None, 1_700_000_000, &store);
+    let rec = build(
+        sample_entries(tmp.path()),
+        Compression::None,
+        1_700_000_000,
+        &store,
+    );
     let listing = tar_listing(&store.blob_path(&rec.digest));
     let long = format!("{}/{}", "d".repeat(60), "n".repeat(80));
     // Component order: a directory is followed by its contents; `.` sorts
@@ -93,7 +113,10 @@ fn gnu_tar_reads_every_header_field_we_set() {
         ("-rw------- 0/0", long.clone()),
         ("drwxr-xr-x 0/0", "src/".into()),
         ("-rw-r--r-- 0/0", "src/.wh.old.txt".into()),
-        ("hrw-r--r-- 0/0", "src/hard.py link to src/predict.py".into()),
+        (
+            "hrw-r--r-- 0/0",
+            "src/hard.py link to src/predict.py".into(),
+        ),
         ("lrwxrwxrwx 0/0", "src/link.py -> predict.py".into()),
         ("-rw-r--r-- 0/0", "src/predict.py".into()),
         ("drwx------ 0/0", "src/private/".into()),
@@ -105,7 +128,10 @@ fn gnu_tar_reads_every_header_field_we_set() {
     for (line, (perm, name)) in listing.iter().zip(expected_sorted) {
         assert!(line.starts_with(perm), "{line} should start with {perm}");
         assert!(line.contains("2023-11-14 22:13:20"), "mtime in {line}");
-        assert!(line.ends_with(name.as_str()), "{line} should end with {name}");
+        assert!(
+            line.ends_with(name.as_str()),
+            "{line} should end with {name}"
+        );
     }
 }
 
@@ -119,17 +145,35 @@ fn gzip_and_zstd_layers_are_valid_and_decompress_to_the_diff_id() {
         (Compression::Zstd { level: 3 }, "zstd"),
     ] {
         let rec = build(sample_entries(tmp.path()), compression, 0, &store);
-        assert_eq!(rec.diff_id, plain.digest, "{tool}: diff_id is the plain tar digest");
+        assert_eq!(
+            rec.diff_id, plain.digest,
+            "{tool}: diff_id is the plain tar digest"
+        );
         assert_ne!(rec.digest, rec.diff_id);
         let blob = store.blob_path(&rec.digest);
         assert_eq!(std::fs::metadata(&blob).unwrap().len(), rec.size);
         let test = Command::new(tool).arg("-t").arg(&blob).output().unwrap();
-        assert!(test.status.success(), "{tool} -t: {}", String::from_utf8_lossy(&test.stderr));
-        let out = Command::new(tool).args(["-dc"]).arg(&blob).output().unwrap();
+        assert!(
+            test.status.success(),
+            "{tool} -t: {}",
+            String::from_utf8_lossy(&test.stderr)
+        );
+        let out = Command::new(tool)
+            .args(["-dc"])
+            .arg(&blob)
+            .output()
+            .unwrap();
         assert!(out.status.success());
-        assert_eq!(Digest::of_bytes(&out.stdout), rec.diff_id, "{tool} -dc output");
+        assert_eq!(
+            Digest::of_bytes(&out.stdout),
+            rec.diff_id,
+            "{tool} -dc output"
+        );
         let sum = Digest::of_bytes(&std::fs::read(&blob).unwrap());
-        assert_eq!(sum, rec.digest, "{tool}: stored bytes have the recorded digest");
+        assert_eq!(
+            sum, rec.digest,
+            "{tool}: stored bytes have the recorded digest"
+        );
     }
 }
 
@@ -138,12 +182,21 @@ fn block_gzip_does_not_depend_on_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("store")).unwrap();
     let big: Arc<[u8]> = (0..9_500_000u32)
-        .map(|i| if i % 3 == 0 { (i >> 7) as u8 } else { b'a' + (i % 13) as u8 })
+        .map(|i| {
+            if i % 3 == 0 {
+                (i >> 7) as u8
+            } else {
+                b'a' + (i % 13) as u8
+            }
+        })
         .collect::<Vec<u8>>()
         .into();
     let mut digests = Vec::new();
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let rec = pool.install(|| {
             build(
                 vec![Entry::file_bytes("big.txt", 0o644, big.clone())],
@@ -158,7 +211,10 @@ fn block_gzip_does_not_depend_on_thread_count() {
     let zstd_digests: Vec<_> = [1, 2]
         .iter()
         .map(|&t| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap();
             pool.install(|| {
                 build(
                     vec![Entry::file_bytes("big.txt", 0o644, big.clone())],
@@ -170,11 +226,21 @@ fn block_gzip_does_not_depend_on_thread_count() {
             })
         })
         .collect();
-    assert_eq!(zstd_digests[0], zstd_digests[1], "zstd output with 1 and 2 workers");
+    assert_eq!(
+        zstd_digests[0], zstd_digests[1],
+        "zstd output with 1 and 2 workers"
+    );
     let blob = store.blob_path(&digests[0]);
     let out = Command::new("gzip").arg("-dc").arg(&blob).output().unwrap();
     assert!(out.status.success());
-    let listing = Command::new("tar").arg("-tv").arg("-f").arg("-").stdin(std::fs::File::open(&blob).unwrap()).arg("-z").output().unwrap();
+    let listing = Command::new("tar")
+        .arg("-tv")
+        .arg("-f")
+        .arg("-")
+        .stdin(std::fs::File::open(&blob).unwrap())
+        .arg("-z")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&listing.stdout).contains(&format!("{} ", big.len())));
 }
 
@@ -182,7 +248,11 @@ fn block_gzip_does_not_depend_on_thread_count() {
 fn invalid_paths_are_refused_with_the_path_named() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("store")).unwrap();
-    for (path, reason) in [("/abs", "leading `/`"), ("a/../b", "`..`"), ("a//b", "empty component")] {
+    for (path, reason) in [
+        ("/abs", "leading `/`"),
+        ("a/../b", "`..`"),
+        ("a//b", "empty component"),
+    ] {
         let err = build_layer(
             vec![Entry::dir(path, 0o755)],
             LayerOptions::default(),
@@ -193,7 +263,10 @@ fn invalid_paths_are_refused_with_the_path_named() {
         assert!(err.contains(path) && err.contains(reason), "{err}");
     }
     let err = build_layer(
-        vec![Entry::file_bytes("a", 0o644, b"x".to_vec()), Entry::dir("a/b", 0o755)],
+        vec![
+            Entry::file_bytes("a", 0o644, b"x".to_vec()),
+            Entry::dir("a/b", 0o755),
+        ],
         LayerOptions::default(),
         &store,
     )

@@ -2,7 +2,9 @@
 //! gc, and locking between concurrent users.
 
 use cogpack::layer::{Entry, LayerJob, LayerOptions, build_cached};
-use cogpack::oci::image::{AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble};
+use cogpack::oci::image::{
+    AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble,
+};
 use cogpack::oci::store::{Store, StoreError};
 use cogpack::oci::{Digest, Image};
 use std::path::Path;
@@ -17,7 +19,12 @@ fn job(name: &str, content: &str, key: Option<&str>) -> LayerJob {
 }
 
 fn image_with(store: &Store, layer_text: &str) -> StoreImage {
-    let built = build_cached(job("app/x.txt", layer_text, None), LayerOptions::default(), store).unwrap();
+    let built = build_cached(
+        job("app/x.txt", layer_text, None),
+        LayerOptions::default(),
+        store,
+    )
+    .unwrap();
     let spec = ImageSpec {
         base: BaseImage::scratch(),
         layers: vec![AddedLayer {
@@ -32,7 +39,9 @@ fn image_with(store: &Store, layer_text: &str) -> StoreImage {
 }
 
 fn blob_count(root: &Path) -> usize {
-    std::fs::read_dir(root.join("blobs/sha256")).unwrap().count()
+    std::fs::read_dir(root.join("blobs/sha256"))
+        .unwrap()
+        .count()
 }
 
 #[test]
@@ -40,13 +49,20 @@ fn content_with_the_wrong_digest_is_never_stored() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
     let claimed = Digest::of_bytes(b"what we asked for");
-    let err = store.put_verified(&b"what we got"[..], &claimed).unwrap_err();
+    let err = store
+        .put_verified(&b"what we got"[..], &claimed)
+        .unwrap_err();
     assert!(matches!(err, StoreError::DigestMismatch { .. }));
-    assert!(err.to_string().contains(&format!("content for {claimed} has digest {}", Digest::of_bytes(b"what we got"))));
+    assert!(err.to_string().contains(&format!(
+        "content for {claimed} has digest {}",
+        Digest::of_bytes(b"what we got")
+    )));
     assert!(!store.has_blob(&claimed));
     assert_eq!(blob_count(tmp.path()), 0);
     assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
-    let size = store.put_verified(&b"what we asked for"[..], &claimed).unwrap();
+    let size = store
+        .put_verified(&b"what we asked for"[..], &claimed)
+        .unwrap();
     assert_eq!(size, 17);
     assert_eq!(store.read_blob(&claimed).unwrap(), b"what we asked for");
 }
@@ -66,7 +82,10 @@ fn layer_cache_skips_unchanged_inputs_and_survives_lost_blobs() {
     assert!(!rebuilt.cached, "options are part of the key");
     std::fs::remove_file(store.blob_path(&first.record.digest)).unwrap();
     let after_loss = build_cached(job("a", "one", Some("step-a")), opts, &store).unwrap();
-    assert!(!after_loss.cached, "a cache entry whose blob is gone is a miss");
+    assert!(
+        !after_loss.cached,
+        "a cache entry whose blob is gone is a miss"
+    );
     assert_eq!(after_loss.record, first.record);
 }
 
@@ -76,20 +95,35 @@ fn named_images_round_trip_and_gc_keeps_only_what_they_reference() {
     let store = Store::open(tmp.path()).unwrap();
     let kept = image_with(&store, "kept");
     let dropped = image_with(&store, "dropped");
-    build_cached(job("c", "cached only", Some("k")), LayerOptions::default(), &store).unwrap();
+    build_cached(
+        job("c", "cached only", Some("k")),
+        LayerOptions::default(),
+        &store,
+    )
+    .unwrap();
     store.tag_image("model:latest", &kept.descriptor()).unwrap();
     let loaded = StoreImage::load_named(&store, "model:latest").unwrap();
     assert_eq!(loaded.manifest_bytes(), kept.manifest_bytes());
     assert_eq!(loaded.layers()[0].diff_id(), kept.layers()[0].diff_id());
-    let err = StoreImage::load_named(&store, "nope").unwrap_err().to_string();
+    let err = StoreImage::load_named(&store, "nope")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no image named \"nope\""), "{err}");
     assert_eq!(blob_count(tmp.path()), 7);
     let report = store.gc().unwrap();
-    assert_eq!(report.kept_blobs, 3, "manifest, config, layer of the named image");
+    assert_eq!(
+        report.kept_blobs, 3,
+        "manifest, config, layer of the named image"
+    );
     assert_eq!(report.removed_blobs, 4);
     assert!(store.has_blob(&kept.digest()));
     assert!(!store.has_blob(&dropped.digest()));
-    assert!(store.cached_layer("k\ntar-v1;gzip-blocks-1m-6;mtime=0").unwrap().is_none());
+    assert!(
+        store
+            .cached_layer("k\ntar-v1;gzip-blocks-1m-6;mtime=0")
+            .unwrap()
+            .is_none()
+    );
     assert!(StoreImage::load_named(&store, "model:latest").is_ok());
 }
 
@@ -104,9 +138,13 @@ fn gc_waits_for_running_builds() {
         other.gc().unwrap();
         tx.send(()).unwrap();
     });
-    assert!(rx.recv_timeout(Duration::from_millis(400)).is_err(), "gc ran during a build");
+    assert!(
+        rx.recv_timeout(Duration::from_millis(400)).is_err(),
+        "gc ran during a build"
+    );
     drop(session);
-    rx.recv_timeout(Duration::from_secs(10)).expect("gc finishes once the build ends");
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("gc finishes once the build ends");
     handle.join().unwrap();
 }
 
@@ -121,7 +159,9 @@ fn concurrent_writers_do_not_lose_index_entries_or_corrupt_blobs() {
                 let store = Store::open(&root).unwrap();
                 let _s = store.session().unwrap();
                 let img = image_with(&store, "shared content");
-                store.tag_image(&format!("img{i}"), &img.descriptor()).unwrap();
+                store
+                    .tag_image(&format!("img{i}"), &img.descriptor())
+                    .unwrap();
                 img.digest()
             })
         })
@@ -133,7 +173,10 @@ fn concurrent_writers_do_not_lose_index_entries_or_corrupt_blobs() {
     for entry in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
         let entry = entry.unwrap();
         let bytes = std::fs::read(entry.path()).unwrap();
-        assert_eq!(Digest::of_bytes(&bytes).hex(), entry.file_name().to_str().unwrap());
+        assert_eq!(
+            Digest::of_bytes(&bytes).hex(),
+            entry.file_name().to_str().unwrap()
+        );
     }
 }
 

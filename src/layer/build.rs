@@ -25,7 +25,11 @@ impl LayerOptions {
     /// Text that changes whenever these options change the layer bytes, to
     /// be folded into cache keys.
     pub fn cache_tag(&self) -> String {
-        format!("tar-v1;{};mtime={}", self.compression.cache_tag(), self.mtime)
+        format!(
+            "tar-v1;{};mtime={}",
+            self.compression.cache_tag(),
+            self.mtime
+        )
     }
 }
 
@@ -50,7 +54,11 @@ pub struct BuiltLayer {
 }
 
 /// Writes `entries` as one layer into `store` and returns its record.
-pub fn build_layer(entries: Vec<Entry>, opts: LayerOptions, store: &Store) -> Result<LayerRecord, LayerError> {
+pub fn build_layer(
+    entries: Vec<Entry>,
+    opts: LayerOptions,
+    store: &Store,
+) -> Result<LayerRecord, LayerError> {
     let entries = normalize_entries(entries)?;
     let temp = store.temp_file()?;
     let temp_path = temp.path().to_path_buf();
@@ -65,11 +73,15 @@ pub fn build_layer(entries: Vec<Entry>, opts: LayerOptions, store: &Store) -> Re
         LayerError::Write { source, .. } => write_err(source),
         other => other,
     })?;
-    let tar_hasher = tar_sink.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let tar_hasher = tar_sink
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
     let (diff_id, _, compressor) = tar_hasher.finish();
     let blob_sink = compressor.finish().map_err(write_err)?;
     let (digest, size, file_writer) = blob_sink.finish();
-    let temp = file_writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+    let temp = file_writer
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
     store.commit_temp(temp, &digest)?;
     Ok(LayerRecord {
         digest,
@@ -80,12 +92,19 @@ pub fn build_layer(entries: Vec<Entry>, opts: LayerOptions, store: &Store) -> Re
 }
 
 /// Builds a layer unless the cache has a result for its key.
-pub fn build_cached(job: LayerJob, opts: LayerOptions, store: &Store) -> Result<BuiltLayer, LayerError> {
+pub fn build_cached(
+    job: LayerJob,
+    opts: LayerOptions,
+    store: &Store,
+) -> Result<BuiltLayer, LayerError> {
     let key = job.cache_key.map(|k| format!("{k}\n{}", opts.cache_tag()));
     if let Some(k) = &key
         && let Some(record) = store.cached_layer(k)?
     {
-        return Ok(BuiltLayer { record, cached: true });
+        return Ok(BuiltLayer {
+            record,
+            cached: true,
+        });
     }
     let record = build_layer(job.entries, opts, store)?;
     if let Some(k) = &key {
@@ -98,7 +117,11 @@ pub fn build_cached(job: LayerJob, opts: LayerOptions, store: &Store) -> Result<
 }
 
 /// Builds several layers in parallel; results are in input order.
-pub fn build_layers(jobs: Vec<LayerJob>, opts: LayerOptions, store: &Store) -> Result<Vec<BuiltLayer>, LayerError> {
+pub fn build_layers(
+    jobs: Vec<LayerJob>,
+    opts: LayerOptions,
+    store: &Store,
+) -> Result<Vec<BuiltLayer>, LayerError> {
     jobs.into_par_iter()
         .map(|job| build_cached(job, opts, store))
         .collect()

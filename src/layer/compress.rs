@@ -74,7 +74,9 @@ impl Compression {
                 if !(0..=9).contains(&level) {
                     return Err(format!("invalid gzip level {level}: use 0 to 9"));
                 }
-                Ok(Compression::Gzip { level: level as u32 })
+                Ok(Compression::Gzip {
+                    level: level as u32,
+                })
             }
             "zstd" => {
                 let level = level.unwrap_or(DEFAULT_ZSTD_LEVEL);
@@ -83,7 +85,9 @@ impl Compression {
                 }
                 Ok(Compression::Zstd { level })
             }
-            other => Err(format!("unknown compression {other:?}: use gzip, zstd or none")),
+            other => Err(format!(
+                "unknown compression {other:?}: use gzip, zstd or none"
+            )),
         }
     }
 
@@ -261,7 +265,10 @@ mod tests {
     use std::io::Read;
 
     fn gzip_with_threads(data: &[u8], threads: usize) -> Vec<u8> {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut w = Compression::default().writer(Vec::new()).unwrap();
             for chunk in data.chunks(100_000) {
@@ -273,12 +280,16 @@ mod tests {
 
     #[test]
     fn gzip_bytes_do_not_depend_on_thread_count_and_round_trip() {
-        let data: Vec<u8> = (0..(3 * GZIP_BLOCK + 12345)).map(|i| (i % 251) as u8 ^ (i / 7000) as u8).collect();
+        let data: Vec<u8> = (0..(3 * GZIP_BLOCK + 12345))
+            .map(|i| (i % 251) as u8 ^ (i / 7000) as u8)
+            .collect();
         let one = gzip_with_threads(&data, 1);
         let four = gzip_with_threads(&data, 4);
         assert_eq!(one, four);
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
     }
 
@@ -286,7 +297,9 @@ mod tests {
     fn empty_gzip_is_valid() {
         let out = gzip_with_threads(b"", 2);
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back.is_empty());
     }
 }

@@ -237,7 +237,9 @@ mod tests {
 
     #[test]
     fn lone_bang_is_an_error_with_line() {
-        let err = DockerIgnore::parse("a\n!\n", ".dockerignore").unwrap_err().to_string();
+        let err = DockerIgnore::parse("a\n!\n", ".dockerignore")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(".dockerignore:2"), "{err}");
     }
 }

@@ -35,7 +35,9 @@ pub enum LayerError {
         child: String,
     },
     /// A file could not be opened or read.
-    #[error("cannot read {path}: {source}; hint: check the file exists and is readable by this user")]
+    #[error(
+        "cannot read {path}: {source}; hint: check the file exists and is readable by this user"
+    )]
     Read {
         /// The file.
         path: String,
@@ -95,7 +97,9 @@ pub enum LayerError {
         reason: String,
     },
     /// Writing the layer output failed (disk full, permissions, ...).
-    #[error("cannot write layer to {path}: {source}; hint: check free space and permissions of the store")]
+    #[error(
+        "cannot write layer to {path}: {source}; hint: check free space and permissions of the store"
+    )]
     Write {
         /// Where the output was going.
         path: PathBuf,
@@ -115,7 +119,9 @@ pub enum LayerError {
         actual: String,
     },
     /// A download failed.
-    #[error("cannot download {url}: {detail}; hint: check the URL and network access (or override the URL)")]
+    #[error(
+        "cannot download {url}: {detail}; hint: check the URL and network access (or override the URL)"
+    )]
     Fetch {
         /// Where it came from.
         url: String,

@@ -74,7 +74,10 @@ impl SourceTree {
             .iter()
             .map(|l| super::LayerJob {
                 entries: vec![l.entry.clone()],
-                cache_key: Some(format!("source-large-v1\n{}\n{}", l.entry.path, l.fingerprint)),
+                cache_key: Some(format!(
+                    "source-large-v1\n{}\n{}",
+                    l.entry.path, l.fingerprint
+                )),
             })
             .collect();
         jobs.push(super::LayerJob {
@@ -112,7 +115,10 @@ pub fn scan_source_tree(root: &Path, opts: &SourceOptions) -> Result<SourceTree,
         ignore: &ignore,
         leave_out: &leave_out,
         tree: SourceTree {
-            main: vec![dir_entry(&opts.dest, &fs::symlink_metadata(root).map_err(read_err(root))?)],
+            main: vec![dir_entry(
+                &opts.dest,
+                &fs::symlink_metadata(root).map_err(read_err(root))?,
+            )],
             main_fingerprint: String::new(),
             large: Vec::new(),
             notices: Vec::new(),
@@ -120,8 +126,11 @@ pub fn scan_source_tree(root: &Path, opts: &SourceOptions) -> Result<SourceTree,
         fingerprint: Vec::new(),
     };
     let root_meta = fs::symlink_metadata(root).map_err(read_err(root))?;
-    scan.fingerprint
-        .push(format!("root {} {:o}", opts.dest, root_meta.mode() & 0o7777));
+    scan.fingerprint.push(format!(
+        "root {} {:o}",
+        opts.dest,
+        root_meta.mode() & 0o7777
+    ));
     scan.walk(Path::new(""))?;
     for p in &leave_out {
         if root.join(p).exists() {
@@ -195,7 +204,8 @@ impl Scan<'_> {
                 self.tree.main.remove(index);
                 return Ok(false);
             }
-            self.fingerprint.push(format!("d {rel_str} {:o}", meta.mode() & 0o7777));
+            self.fingerprint
+                .push(format!("d {rel_str} {:o}", meta.mode() & 0o7777));
             return Ok(true);
         }
         if excluded {
@@ -277,7 +287,8 @@ pub fn check_link_stays_inside(root: &Path, link: &Path, shown: &str) -> Result<
         .unwrap_or_default();
     let first = fs::read_link(root.join(link)).map_err(read_err(link))?;
     let mut pending: Vec<std::ffi::OsString> = Vec::new();
-    push_target(&first, &mut pending).map_err(|_| escapes(format!("absolute link to {}", first.display())))?;
+    push_target(&first, &mut pending)
+        .map_err(|_| escapes(format!("absolute link to {}", first.display())))?;
     let mut hops = 1;
     while let Some(part) = pending.pop() {
         match part.to_str() {
@@ -292,7 +303,8 @@ pub fn check_link_stays_inside(root: &Path, link: &Path, shown: &str) -> Result<
         }
         resolved.push(part);
         let here: PathBuf = resolved.iter().collect();
-        let is_link = fs::symlink_metadata(root.join(&here)).is_ok_and(|m| m.file_type().is_symlink());
+        let is_link =
+            fs::symlink_metadata(root.join(&here)).is_ok_and(|m| m.file_type().is_symlink());
         if !is_link {
             continue;
         }

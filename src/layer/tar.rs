@@ -133,7 +133,11 @@ pub struct TarOptions {
 
 /// Writes normalized entries (see [`normalize_entries`]) as a tar stream,
 /// including the two terminating zero blocks.
-pub fn write_tar<W: Write>(entries: &[Entry], opts: TarOptions, out: &mut W) -> Result<(), LayerError> {
+pub fn write_tar<W: Write>(
+    entries: &[Entry],
+    opts: TarOptions,
+    out: &mut W,
+) -> Result<(), LayerError> {
     let write_err = |source| LayerError::Write {
         path: "<layer stream>".into(),
         source,
@@ -293,7 +297,12 @@ fn pax_record(key: &str, value: &str) -> String {
     format!("{len} {key}={value}\n")
 }
 
-fn copy_content<W: Write>(source: &FileSource, size: u64, entry_path: &str, out: &mut W) -> Result<(), LayerError> {
+fn copy_content<W: Write>(
+    source: &FileSource,
+    size: u64,
+    entry_path: &str,
+    out: &mut W,
+) -> Result<(), LayerError> {
     match source {
         FileSource::Bytes(bytes) => {
             check_size(entry_path, size, bytes.len() as u64)?;
@@ -357,7 +366,12 @@ fn copy_file<W: Write>(path: &std::path::Path, size: u64, out: &mut W) -> Result
 }
 
 /// Copies exactly `size` bytes and fails if the source has fewer or more.
-fn copy_exact<R: Read, W: Write>(reader: R, size: u64, path: &str, out: &mut W) -> Result<(), LayerError> {
+fn copy_exact<R: Read, W: Write>(
+    reader: R,
+    size: u64,
+    path: &str,
+    out: &mut W,
+) -> Result<(), LayerError> {
     let mut limited = reader.take(size + 1);
     let mut buf = vec![0u8; 64 * 1024];
     let mut copied = 0u64;

@@ -36,7 +36,11 @@ fn blob_entry(path: String, layer: Arc<dyn Layer>) -> Entry {
 }
 
 /// Writes `image` as an OCI layout tar to `file`.
-pub fn write_oci_archive(image: &dyn Image, file: &Path, tag: Option<&str>) -> Result<Descriptor, ImageError> {
+pub fn write_oci_archive(
+    image: &dyn Image,
+    file: &Path,
+    tag: Option<&str>,
+) -> Result<Descriptor, ImageError> {
     let mut desc = Descriptor::new(
         image.manifest_media_type(),
         image.manifest_bytes().len() as u64,
@@ -47,15 +51,26 @@ pub fn write_oci_archive(image: &dyn Image, file: &Path, tag: Option<&str>) -> R
     }
     let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": [desc]});
     let mut entries = vec![
-        Entry::file_bytes("oci-layout", 0o644, br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
-        Entry::file_bytes("index.json", 0o644, serde_json::to_vec(&index).expect("json")),
+        Entry::file_bytes(
+            "oci-layout",
+            0o644,
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        Entry::file_bytes(
+            "index.json",
+            0o644,
+            serde_json::to_vec(&index).expect("json"),
+        ),
         Entry::file_bytes(
             format!("blobs/sha256/{}", image.digest().hex()),
             0o644,
             image.manifest_bytes().to_vec(),
         ),
         Entry::file_bytes(
-            format!("blobs/sha256/{}", Digest::of_bytes(image.config_bytes()).hex()),
+            format!(
+                "blobs/sha256/{}",
+                Digest::of_bytes(image.config_bytes()).hex()
+            ),
             0o644,
             image.config_bytes().to_vec(),
         ),
@@ -63,7 +78,10 @@ pub fn write_oci_archive(image: &dyn Image, file: &Path, tag: Option<&str>) -> R
     let mut seen = std::collections::BTreeSet::new();
     for layer in image.layers() {
         if seen.insert(layer.digest().clone()) {
-            entries.push(blob_entry(format!("blobs/sha256/{}", layer.digest().hex()), layer));
+            entries.push(blob_entry(
+                format!("blobs/sha256/{}", layer.digest().hex()),
+                layer,
+            ));
         }
     }
     write_tar_file(entries, file)?;
@@ -73,7 +91,11 @@ pub fn write_oci_archive(image: &dyn Image, file: &Path, tag: Option<&str>) -> R
 /// Writes `image` in `docker load` format to `file`, tagged `repo_tags`
 /// (e.g. `["my-model:latest"]`). Layers are stored uncompressed, named by
 /// their diff_id.
-pub fn write_docker_archive(image: &dyn Image, file: &Path, repo_tags: &[String]) -> Result<(), ImageError> {
+pub fn write_docker_archive(
+    image: &dyn Image,
+    file: &Path,
+    repo_tags: &[String],
+) -> Result<(), ImageError> {
     let config_name = format!("{}.json", Digest::of_bytes(image.config_bytes()).hex());
     let mut entries = vec![Entry::file_bytes(
         config_name.clone(),
@@ -120,7 +142,9 @@ pub fn open_uncompressed(layer: &dyn Layer) -> io::Result<Box<dyn Read + Send>> 
     let raw = layer.open()?;
     let mt = layer.media_type();
     if mt.ends_with("gzip") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw))))
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::new(raw),
+        )))
     } else if mt.ends_with("zstd") {
         Ok(Box::new(zstd::stream::read::Decoder::new(raw)?))
     } else if mt.ends_with(".tar") {
@@ -145,8 +169,11 @@ fn write_tar_file(entries: Vec<Entry>, file: &Path) -> Result<(), ImageError> {
         .map_err(io_err("create temp file in", dir))?;
     let mut out = BufWriter::with_capacity(1 << 20, temp);
     write_tar(&entries, TarOptions { mtime: 0 }, &mut out).map_err(layer_to_image)?;
-    let temp = out.into_inner().map_err(|e| io_err("write", file)(e.into_error()))?;
-    temp.persist(file).map_err(|e| io_err("rename to", file)(e.error))?;
+    let temp = out
+        .into_inner()
+        .map_err(|e| io_err("write", file)(e.into_error()))?;
+    temp.persist(file)
+        .map_err(|e| io_err("rename to", file)(e.error))?;
     Ok(())
 }
 

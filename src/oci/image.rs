@@ -15,7 +15,9 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The base image config is not usable.
-    #[error("base image {reference}: {detail}; hint: check the base image reference or rebuild the base")]
+    #[error(
+        "base image {reference}: {detail}; hint: check the base image reference or rebuild the base"
+    )]
     BadBase {
         /// The base reference.
         reference: String,
@@ -93,7 +95,8 @@ impl BaseImage {
     }
 
     fn parse_config(&self) -> Result<Value, ImageError> {
-        let v: Value = serde_json::from_slice(&self.config).map_err(|e| self.bad(format!("config is not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&self.config)
+            .map_err(|e| self.bad(format!("config is not JSON: {e}")))?;
         if !v.is_object() {
             return Err(self.bad("config is not a JSON object".into()));
         }
@@ -170,7 +173,11 @@ impl std::fmt::Debug for StoreImage {
 impl StoreImage {
     /// The manifest descriptor (OCI manifest media type, linux/amd64).
     pub fn descriptor(&self) -> Descriptor {
-        let mut d = Descriptor::new(media::OCI_MANIFEST, self.manifest.len() as u64, Image::digest(self));
+        let mut d = Descriptor::new(
+            media::OCI_MANIFEST,
+            self.manifest.len() as u64,
+            Image::digest(self),
+        );
         d.platform = Some(Platform::linux_amd64());
         d
     }
@@ -178,7 +185,8 @@ impl StoreImage {
     /// Loads the image with manifest `digest` from the store.
     pub fn load(store: &Store, digest: &Digest) -> Result<Self, ImageError> {
         let manifest = store.read_blob(digest)?;
-        let parsed: Value = serde_json::from_slice(&manifest).map_err(|e| malformed(format!("manifest {digest}"), e))?;
+        let parsed: Value = serde_json::from_slice(&manifest)
+            .map_err(|e| malformed(format!("manifest {digest}"), e))?;
         let config_desc: Descriptor = serde_json::from_value(parsed["config"].clone())
             .map_err(|e| malformed(format!("manifest {digest} config"), e))?;
         let config = store.read_blob(&config_desc.digest)?;
@@ -212,11 +220,19 @@ fn malformed(what: String, e: impl std::fmt::Display) -> ImageError {
     }
 }
 
-fn store_layers(store: &Store, descs: &[Descriptor], diff_ids: &[Digest]) -> Result<Vec<Arc<dyn Layer>>, ImageError> {
+fn store_layers(
+    store: &Store,
+    descs: &[Descriptor],
+    diff_ids: &[Digest],
+) -> Result<Vec<Arc<dyn Layer>>, ImageError> {
     if descs.len() != diff_ids.len() {
         return Err(ImageError::Malformed {
             what: "image config".into(),
-            detail: format!("{} layers but {} rootfs diff_ids", descs.len(), diff_ids.len()),
+            detail: format!(
+                "{} layers but {} rootfs diff_ids",
+                descs.len(),
+                diff_ids.len()
+            ),
             hint: "rebuild the image or re-pull its base".into(),
         });
     }
@@ -252,7 +268,8 @@ impl Image for StoreImage {
 
 /// RFC 3339 UTC text of a Unix time.
 pub fn rfc3339(seconds: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(seconds as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
@@ -271,7 +288,8 @@ pub fn assemble(spec: &ImageSpec, store: &Store) -> Result<StoreImage, ImageErro
     let config = build_config(spec)?;
     let config_bytes = serde_json::to_vec(&config).expect("config serialises");
     let config_digest = store.put_bytes(&config_bytes)?;
-    let mut layer_descs: Vec<Descriptor> = spec.base.layers.iter().map(oci_layer_descriptor).collect();
+    let mut layer_descs: Vec<Descriptor> =
+        spec.base.layers.iter().map(oci_layer_descriptor).collect();
     layer_descs.extend(spec.layers.iter().map(|l| l.record.descriptor()));
     let manifest = json!({
         "schemaVersion": 2,
@@ -309,15 +327,22 @@ fn build_config(spec: &ImageSpec) -> Result<Value, ImageError> {
     obj.insert("created".into(), Value::String(created.clone()));
     obj.entry("architecture").or_insert_with(|| "amd64".into());
     obj.entry("os").or_insert_with(|| "linux".into());
-    let cfg = obj.entry("config").or_insert_with(|| Value::Object(Map::new()));
+    let cfg = obj
+        .entry("config")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !cfg.is_object() {
         *cfg = Value::Object(Map::new());
     }
     apply_additions(cfg.as_object_mut().expect("object"), &spec.config);
     let mut diff_ids = spec.base.diff_ids()?;
     diff_ids.extend(spec.layers.iter().map(|l| l.record.diff_id.clone()));
-    obj.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
-    let history = obj.entry("history").or_insert_with(|| Value::Array(Vec::new()));
+    obj.insert(
+        "rootfs".into(),
+        json!({"type": "layers", "diff_ids": diff_ids}),
+    );
+    let history = obj
+        .entry("history")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if !history.is_array() {
         *history = Value::Array(Vec::new());
     }
@@ -350,7 +375,10 @@ fn apply_additions(cfg: &mut Map<String, Value>, add: &ConfigAdditions) {
             .unwrap_or_default();
         for (k, v) in &add.env {
             let item = format!("{k}={v}");
-            match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |p| p.0) == k) {
+            match env
+                .iter_mut()
+                .find(|e| e.split_once('=').map_or(e.as_str(), |p| p.0) == k)
+            {
                 Some(slot) => *slot = item,
                 None => env.push(item),
             }
@@ -394,7 +422,10 @@ fn apply_additions(cfg: &mut Map<String, Value>, add: &ConfigAdditions) {
 
 /// An OCI index over `manifests` (each descriptor should carry its platform
 /// or artifactType); the bytes are stored and returned with their digest.
-pub fn store_index(manifests: &[Descriptor], store: &Store) -> Result<(Vec<u8>, Digest), ImageError> {
+pub fn store_index(
+    manifests: &[Descriptor],
+    store: &Store,
+) -> Result<(Vec<u8>, Digest), ImageError> {
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_INDEX,

@@ -35,7 +35,11 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ima
 /// Writes `image` into the OCI layout at `dir` (created if needed), keeping
 /// other images already there; with `tag`, the manifest is named by
 /// `org.opencontainers.image.ref.name` (replacing an older one of that name).
-pub fn write_layout(image: &dyn Image, dir: &Path, tag: Option<&str>) -> Result<Descriptor, ImageError> {
+pub fn write_layout(
+    image: &dyn Image,
+    dir: &Path,
+    tag: Option<&str>,
+) -> Result<Descriptor, ImageError> {
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
     write_atomic(
@@ -65,8 +69,10 @@ fn update_index(dir: &Path, desc: &Descriptor) -> Result<(), ImageError> {
     let path = dir.join("index.json");
     let mut manifests: Vec<Descriptor> = match fs::read(&path) {
         Ok(bytes) => {
-            let v: Value = serde_json::from_slice(&bytes).map_err(|e| layout_malformed(&path, e))?;
-            serde_json::from_value(v["manifests"].clone()).map_err(|e| layout_malformed(&path, e))?
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| layout_malformed(&path, e))?;
+            serde_json::from_value(v["manifests"].clone())
+                .map_err(|e| layout_malformed(&path, e))?
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(io_err("read", &path)(e)),
@@ -78,7 +84,10 @@ fn update_index(dir: &Path, desc: &Descriptor) -> Result<(), ImageError> {
     });
     manifests.push(desc.clone());
     let index = json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests});
-    write_atomic(&path, &serde_json::to_vec(&index).expect("index serialises"))
+    write_atomic(
+        &path,
+        &serde_json::to_vec(&index).expect("index serialises"),
+    )
 }
 
 fn ref_name(d: &Descriptor) -> Option<&str> {
@@ -89,7 +98,8 @@ fn layout_malformed(path: &Path, e: impl std::fmt::Display) -> ImageError {
     ImageError::Malformed {
         what: path.display().to_string(),
         detail: e.to_string(),
-        hint: "point at a valid OCI image layout (a directory with oci-layout and index.json)".into(),
+        hint: "point at a valid OCI image layout (a directory with oci-layout and index.json)"
+            .into(),
     }
 }
 
@@ -101,7 +111,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
         .tempfile_in(dir)
         .map_err(io_err("create temp file in", dir))?;
     temp.write_all(bytes).map_err(io_err("write", path))?;
-    temp.persist(path).map_err(|e| io_err("rename to", path)(e.error))?;
+    temp.persist(path)
+        .map_err(|e| io_err("rename to", path)(e.error))?;
     Ok(())
 }
 
@@ -132,11 +143,15 @@ fn copy_blob(blob: &dyn Blob, blobs: &Path) -> Result<(), ImageError> {
             hint: "the local store is corrupt: run `cogpack gc` and rebuild".into(),
         });
     }
-    temp.persist(&dest).map_err(|e| io_err("rename to", &dest)(e.error))?;
+    temp.persist(&dest)
+        .map_err(|e| io_err("rename to", &dest)(e.error))?;
     Ok(())
 }
 
-fn hash_into(mut reader: impl Read, mut temp: tempfile::NamedTempFile) -> io::Result<(Digest, tempfile::NamedTempFile)> {
+fn hash_into(
+    mut reader: impl Read,
+    mut temp: tempfile::NamedTempFile,
+) -> io::Result<(Digest, tempfile::NamedTempFile)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -160,9 +175,10 @@ pub fn read_base(spec: &str, store: &Store) -> Result<BaseImage, ImageError> {
     let (dir, tag) = split_dir_tag(spec);
     let index_path = dir.join("index.json");
     let bytes = fs::read(&index_path).map_err(io_err("read", &index_path))?;
-    let index: Value = serde_json::from_slice(&bytes).map_err(|e| layout_malformed(&index_path, e))?;
-    let manifests: Vec<Descriptor> =
-        serde_json::from_value(index["manifests"].clone()).map_err(|e| layout_malformed(&index_path, e))?;
+    let index: Value =
+        serde_json::from_slice(&bytes).map_err(|e| layout_malformed(&index_path, e))?;
+    let manifests: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
+        .map_err(|e| layout_malformed(&index_path, e))?;
     let chosen = choose_manifest(&manifests, tag.as_deref(), &index_path)?;
     let mut desc = chosen.clone();
     let mut manifest = import_json(&dir, &desc, store)?;
@@ -171,15 +187,20 @@ pub fn read_base(spec: &str, store: &Store) -> Result<BaseImage, ImageError> {
             .map_err(|e| layout_malformed(&index_path, e))?;
         desc = inner
             .into_iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+            })
             .ok_or_else(|| layout_malformed(&index_path, "the index has no linux/amd64 image"))?;
         manifest = import_json(&dir, &desc, store)?;
     }
-    let config_desc: Descriptor =
-        serde_json::from_value(manifest["config"].clone()).map_err(|e| layout_malformed(&index_path, e))?;
-    let config = import_blob(&dir, &config_desc, store).and_then(|()| Ok(store.read_blob(&config_desc.digest)?))?;
-    let layers: Vec<Descriptor> =
-        serde_json::from_value(manifest["layers"].clone()).map_err(|e| layout_malformed(&index_path, e))?;
+    let config_desc: Descriptor = serde_json::from_value(manifest["config"].clone())
+        .map_err(|e| layout_malformed(&index_path, e))?;
+    let config = import_blob(&dir, &config_desc, store)
+        .and_then(|()| Ok(store.read_blob(&config_desc.digest)?))?;
+    let layers: Vec<Descriptor> = serde_json::from_value(manifest["layers"].clone())
+        .map_err(|e| layout_malformed(&index_path, e))?;
     for layer in &layers {
         import_blob(&dir, layer, store)?;
     }
@@ -203,7 +224,10 @@ fn choose_manifest<'a>(
         None if manifests.len() == 1 => Ok(&manifests[0]),
         None => Err(layout_malformed(
             index_path,
-            format!("{} images and no tag given (use oci-layout:DIR:TAG)", manifests.len()),
+            format!(
+                "{} images and no tag given (use oci-layout:DIR:TAG)",
+                manifests.len()
+            ),
         )),
     }
 }
@@ -211,14 +235,18 @@ fn choose_manifest<'a>(
 fn import_json(dir: &Path, desc: &Descriptor, store: &Store) -> Result<Value, ImageError> {
     import_blob(dir, desc, store)?;
     let bytes = store.read_blob(&desc.digest)?;
-    serde_json::from_slice(&bytes).map_err(|e| layout_malformed(&dir.join("blobs").join(desc.digest.hex()), e))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| layout_malformed(&dir.join("blobs").join(desc.digest.hex()), e))
 }
 
 fn import_blob(dir: &Path, desc: &Descriptor, store: &Store) -> Result<(), ImageError> {
     if store.has_blob(&desc.digest) {
         return Ok(());
     }
-    let path = dir.join("blobs").join(desc.digest.algorithm()).join(desc.digest.hex());
+    let path = dir
+        .join("blobs")
+        .join(desc.digest.algorithm())
+        .join(desc.digest.hex());
     let file = fs::File::open(&path).map_err(io_err("open", &path))?;
     store.put_verified(file, &desc.digest)?;
     Ok(())

@@ -1,10 +1,10 @@
 //! `--output` targets: `oci:DIR[:tag]`, `oci-archive:FILE[:tag]`,
 //! `docker-archive:FILE[:name:tag]`.
 
+use super::Image;
 use super::archive::{write_docker_archive, write_oci_archive};
 use super::image::ImageError;
 use super::layout::{split_dir_tag, write_layout};
-use super::Image;
 use std::path::PathBuf;
 
 /// Where an image is written.
@@ -54,12 +54,16 @@ impl OutputTarget {
             }
             "docker-archive" => {
                 let (file, reference) = match rest.split_once(':') {
-                    Some((f, r)) if !f.is_empty() && !r.is_empty() => (PathBuf::from(f), Some(r.to_string())),
+                    Some((f, r)) if !f.is_empty() && !r.is_empty() => {
+                        (PathBuf::from(f), Some(r.to_string()))
+                    }
                     _ => (PathBuf::from(rest), None),
                 };
                 Ok(OutputTarget::DockerArchive { file, reference })
             }
-            other => Err(format!("invalid --output {spec:?}: unknown transport {other:?}; {hint}")),
+            other => Err(format!(
+                "invalid --output {spec:?}: unknown transport {other:?}; {hint}"
+            )),
         }
     }
 
@@ -67,10 +71,19 @@ impl OutputTarget {
     /// as the docker-archive tag when the target names none.
     pub fn write(&self, image: &dyn Image, name: Option<&str>) -> Result<(), ImageError> {
         match self {
-            OutputTarget::OciDir { dir, tag } => write_layout(image, dir, tag.as_deref()).map(|_| ()),
-            OutputTarget::OciArchive { file, tag } => write_oci_archive(image, file, tag.as_deref()).map(|_| ()),
+            OutputTarget::OciDir { dir, tag } => {
+                write_layout(image, dir, tag.as_deref()).map(|_| ())
+            }
+            OutputTarget::OciArchive { file, tag } => {
+                write_oci_archive(image, file, tag.as_deref()).map(|_| ())
+            }
             OutputTarget::DockerArchive { file, reference } => {
-                let tags: Vec<String> = reference.as_deref().or(name).map(docker_tag).into_iter().collect();
+                let tags: Vec<String> = reference
+                    .as_deref()
+                    .or(name)
+                    .map(docker_tag)
+                    .into_iter()
+                    .collect();
                 write_docker_archive(image, file, &tags)
             }
         }
@@ -107,7 +120,11 @@ mod tests {
                 reference: Some("me/model:2".into())
             }
         );
-        assert!(OutputTarget::parse("docker:foo").unwrap_err().contains("unknown transport"));
+        assert!(
+            OutputTarget::parse("docker:foo")
+                .unwrap_err()
+                .contains("unknown transport")
+        );
         assert_eq!(docker_tag("localhost:5000/m"), "localhost:5000/m:latest");
     }
 }

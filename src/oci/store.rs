@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A filesystem operation failed.
-    #[error("store {op} failed at {path}: {source}; hint: check free space and permissions of the cogpack store (COGPACK_HOME)")]
+    #[error(
+        "store {op} failed at {path}: {source}; hint: check free space and permissions of the cogpack store (COGPACK_HOME)"
+    )]
     Io {
         /// What was being done.
         op: &'static str,
@@ -31,7 +33,9 @@ pub enum StoreError {
         source: io::Error,
     },
     /// Content did not have the digest it was stored under.
-    #[error("content for {expected} has digest {actual} ({size} bytes); nothing was stored; hint: the source is corrupt or changed, fetch it again")]
+    #[error(
+        "content for {expected} has digest {actual} ({size} bytes); nothing was stored; hint: the source is corrupt or changed, fetch it again"
+    )]
     DigestMismatch {
         /// Digest the caller expected.
         expected: Digest,
@@ -41,7 +45,9 @@ pub enum StoreError {
         size: u64,
     },
     /// A blob is not present.
-    #[error("blob {digest} is not in the local store {root}; hint: rebuild the image or pull its base again")]
+    #[error(
+        "blob {digest} is not in the local store {root}; hint: rebuild the image or pull its base again"
+    )]
     MissingBlob {
         /// The missing digest.
         digest: Digest,
@@ -49,7 +55,9 @@ pub enum StoreError {
         root: PathBuf,
     },
     /// A metadata file is unreadable.
-    #[error("store file {path} is corrupt: {detail}; hint: delete it (the store rebuilds caches) or run `cogpack gc`")]
+    #[error(
+        "store file {path} is corrupt: {detail}; hint: delete it (the store rebuilds caches) or run `cogpack gc`"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -57,7 +65,9 @@ pub enum StoreError {
         detail: String,
     },
     /// No image of that name.
-    #[error("no image named {name:?} in the local store; hint: build it with `cogpack build -t {name}`")]
+    #[error(
+        "no image named {name:?} in the local store; hint: build it with `cogpack build -t {name}`"
+    )]
     UnknownImage {
         /// The requested name.
         name: String,
@@ -215,7 +225,11 @@ impl Store {
 
     /// Moves a finished temp file into place as blob `digest`. The caller
     /// has computed `digest` over exactly the bytes in the file.
-    pub fn commit_temp(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
+    pub fn commit_temp(
+        &self,
+        temp: tempfile::NamedTempFile,
+        digest: &Digest,
+    ) -> Result<(), StoreError> {
         let dest = self.blob_path(digest);
         temp.as_file()
             .sync_data()
@@ -223,7 +237,8 @@ impl Store {
         if dest.is_file() {
             return Ok(());
         }
-        temp.persist(&dest).map_err(|e| io_err("rename into place", &dest)(e.error))?;
+        temp.persist(&dest)
+            .map_err(|e| io_err("rename into place", &dest)(e.error))?;
         Ok(())
     }
 
@@ -291,7 +306,8 @@ impl Store {
         let tp = temp.path().to_path_buf();
         temp.write_all(bytes).map_err(io_err("write", &tp))?;
         temp.as_file().sync_data().map_err(io_err("sync", &tp))?;
-        temp.persist(path).map_err(|e| io_err("rename into place", path)(e.error))?;
+        temp.persist(path)
+            .map_err(|e| io_err("rename into place", path)(e.error))?;
         Ok(())
     }
 
@@ -299,7 +315,10 @@ impl Store {
 
     fn cache_path(&self, key: &str) -> PathBuf {
         let h = hex::encode(Sha256::digest(key.as_bytes()));
-        self.root.join("cache").join("layers").join(format!("{h}.json"))
+        self.root
+            .join("cache")
+            .join("layers")
+            .join(format!("{h}.json"))
     }
 
     /// The cached layer for `key`, if recorded and its blob is still present.
@@ -310,10 +329,11 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("read cache", &p)(e)),
         };
-        let entry: CacheEntry = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            path: p.clone(),
-            detail: e.to_string(),
-        })?;
+        let entry: CacheEntry =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: p.clone(),
+                detail: e.to_string(),
+            })?;
         if entry.key != key || !self.has_blob(&entry.layer.digest) {
             return Ok(None);
         }
@@ -416,7 +436,9 @@ impl Store {
             if !keep.insert(d.hex().to_string()) {
                 continue;
             }
-            let Ok(bytes) = self.read_blob(&d) else { continue };
+            let Ok(bytes) = self.read_blob(&d) else {
+                continue;
+            };
             todo.extend(referenced_by_manifest(&bytes));
         }
         Ok(keep)
