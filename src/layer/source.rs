@@ -125,7 +125,7 @@ pub fn scan_source_tree(root: &Path, opts: &SourceOptions) -> Result<SourceTree,
         },
         fingerprint: Vec::new(),
     };
-    let root_meta = fs::symlink_metadata(root).map_err(read_err(root))?;
+    let root_meta = fs::metadata(root).map_err(read_err(root))?;
     scan.fingerprint.push(format!(
         "root {} {:o}",
         opts.dest,

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod digest;
 pub mod image;
+pub mod labels;
 pub mod layout;
 pub mod media;
 pub mod output;
