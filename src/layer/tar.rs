@@ -410,6 +410,40 @@ mod tests {
     }
 
     #[test]
+    fn values_too_big_for_ustar_go_to_pax_records() {
+        let h = HeaderFields {
+            name: "short",
+            link: "",
+            mode: 0o644,
+            uid: 3_000_000,
+            gid: 0,
+            size: 9 << 30,
+            mtime: 0,
+            typeflag: b'0',
+        };
+        let records = h.pax_records().unwrap();
+        assert_eq!(
+            records,
+            vec![
+                ("size", (9u64 << 30).to_string()),
+                ("uid", "3000000".to_string())
+            ]
+        );
+        let block = h.ustar_block();
+        assert_eq!(
+            &block[124..136],
+            b"77777777777\0",
+            "ustar size field saturates"
+        );
+        let small = HeaderFields {
+            size: 10,
+            uid: 0,
+            ..h
+        };
+        assert!(small.pax_records().is_none());
+    }
+
+    #[test]
     fn sorts_directories_before_siblings_with_punctuation() {
         let entries = vec![
             Entry::file_bytes("a-b", 0o644, b"x".to_vec()),
