@@ -77,9 +77,9 @@ pub enum PlanError {
     /// A local requirement artifact could not be placed.
     #[error("{0}")]
     LocalArtifact(String),
-    /// Base image selection failed.
+    /// Base image selection or requirement rewriting failed (config-level error).
     #[error("{0}")]
-    Base(String),
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Which of cog's three Dockerfile shapes the base selects (spec §3.1).
@@ -124,8 +124,8 @@ pub struct PlanBase {
 pub struct PlanOptions {
     /// `--use-cog-base-image`: `None` = auto.
     pub use_cog_base_image: Option<bool>,
-    /// `--use-cuda-base-image` (anything but `false` is true).
-    pub use_cuda_base_image: bool,
+    /// `--use-cuda-base-image`: `None` = auto (true); `Some(false)` only for `false`.
+    pub use_cuda_base_image: Option<bool>,
     /// Replicate-compatible registry host for cog-base images (`r8.im`).
     pub registry_host: String,
     /// `--precompile` (hidden cog flag).
@@ -156,7 +156,7 @@ impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             use_cog_base_image: None,
-            use_cuda_base_image: true,
+            use_cuda_base_image: None,
             registry_host: "r8.im".to_string(),
             precompile: false,
             strip: false,
@@ -321,7 +321,69 @@ fn is_cuda_13_or_newer(cuda: &str) -> bool {
     major.is_some_and(|m| m >= 13)
 }
 
-/// Computes the plan from a project, options and the selected base/requirements.
+/// Computes the plan of a loaded project without network access: selects the
+/// base (existence answered by `exists`; [`AssumeCandidatesExist`] offline),
+/// picks the cog runtime wheels, rewrites the requirements and lays out the steps.
+///
+/// [`AssumeCandidatesExist`]: crate::config::base::AssumeCandidatesExist
+pub fn plan(
+    project: &Project,
+    options: &PlanOptions,
+    exists: &dyn crate::config::base::BaseImageExists,
+) -> Result<BuildPlan, PlanError> {
+    use crate::config::base;
+    let flags = base::BaseFlags {
+        use_cog_base_image: options.use_cog_base_image,
+        use_cuda_base_image: options.use_cuda_base_image,
+    };
+    let selection = base::select_base(project, &flags, &options.registry_host, exists)?;
+    let runtime = wheels::select_runtime(&wheel_inputs(project, options))?;
+    let managed = crate::config::requirements::ManagedSources {
+        cog: runtime.cog_description.clone(),
+        coglet: runtime.coglet_description.clone(),
+    };
+    let rewritten = crate::config::requirements::rewrite_with(project, &managed)?;
+    let mut warnings = project.warnings.clone();
+    warnings.extend(selection.warnings.iter().cloned());
+    warnings.extend(rewritten.warnings.iter().cloned());
+    let inputs = PlanInputs {
+        base: PlanBase {
+            reference: selection.reference.clone(),
+            path: match selection.path {
+                base::BasePath::PythonSlim => BasePath::PythonSlim,
+                base::BasePath::NvidiaCuda => BasePath::NvidiaCuda,
+                base::BasePath::CogBase => BasePath::CogBase,
+            },
+            cog_base_label: selection
+                .cog_base_attempted
+                .then(|| selection.reference.clone()),
+        },
+        requirements_text: rewritten.text,
+        warnings,
+    };
+    plan_with_inputs(project, options, &inputs)
+}
+
+fn wheel_inputs(project: &Project, options: &PlanOptions) -> wheels::WheelInputs {
+    let build = project.config.build.clone().unwrap_or_default();
+    wheels::WheelInputs {
+        cog_sdk_wheel: options.cog_sdk_wheel.clone(),
+        coglet_wheel: options.coglet_wheel.clone(),
+        sdk_version: build.sdk_version.clone(),
+        cwd: options.cwd.clone(),
+        python_version: build.python_version.clone(),
+    }
+}
+
+/// cog's warning for a `cog`/`coglet` requirement line it removes.
+fn managed_package_warning(line: &str, description: &str, env_var: &str) -> String {
+    format!(
+        "'{line}' found in requirements — overriding with {description}. Remove it from requirements and use build.sdk_version in cog.yaml or {env_var} to control the version."
+    )
+}
+
+/// Computes the plan from a project, options and an already selected base and
+/// rewritten requirements (no base selection; for callers that did it themselves).
 pub fn plan_with_inputs(
     project: &Project,
     options: &PlanOptions,
@@ -336,13 +398,7 @@ pub fn plan_with_inputs(
         cuda_13_or_newer: build.cuda.as_deref().is_some_and(is_cuda_13_or_newer),
     };
     let mut warnings = inputs.warnings.clone();
-    let runtime = wheels::select_runtime(&wheels::WheelInputs {
-        cog_sdk_wheel: options.cog_sdk_wheel.clone(),
-        coglet_wheel: options.coglet_wheel.clone(),
-        sdk_version: build.sdk_version.clone(),
-        cwd: options.cwd.clone(),
-        python_version: build.python_version.clone(),
-    })?;
+    let runtime = wheels::select_runtime(&wheel_inputs(project, options))?;
     warnings.extend(runtime.warnings.iter().cloned());
     let mut steps = base_steps(&context, &build);
     if let Some(step) = requirements_step(&context, inputs, &runtime, &mut warnings)? {
@@ -687,9 +743,7 @@ fn remove_managed_packages(
                 continue;
             }
         };
-        warnings.push(format!(
-            "'{trimmed}' found in requirements — overriding with {description}. Remove it from requirements and use build.sdk_version in cog.yaml or {env_var} to control the version."
-        ));
+        warnings.push(managed_package_warning(trimmed, description, env_var));
     }
     kept.join("\n")
 }
