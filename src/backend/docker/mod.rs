@@ -272,7 +272,13 @@ pub fn build(
     options: &DockerBuildOptions,
 ) -> Result<DockerBuildOutput, DockerError> {
     probe_engine(&options.program)?;
-    let staged = stage_build_dir(plan, bundle)?;
+    let staged = match stage_build_dir(plan, bundle) {
+        Ok(staged) => staged,
+        Err(error) => {
+            stage::remove_scratch(&plan.project_dir);
+            return Err(error);
+        }
+    };
     let result = run_builds(plan, bundle, options, &staged);
     staged.remove();
     result

@@ -45,6 +45,13 @@ impl StagedBuild {
     }
 }
 
+/// Deletes the scratch directories of a project (after a failed staging).
+pub fn remove_scratch(project_dir: &Path) {
+    for dir in [BUILD_DIR, DOCKERFILE_DIR, BUNDLE_DIR] {
+        let _ = std::fs::remove_dir_all(project_dir.join(dir));
+    }
+}
+
 fn stage_error(path: &Path, detail: impl std::fmt::Display) -> DockerError {
     DockerError::Stage {
         path: path.to_path_buf(),
@@ -124,8 +131,7 @@ pub fn stage_build_dir(plan: &BuildPlan, bundle: &BundleInputs) -> Result<Staged
         .map_err(|error| stage_error(&plan.project_dir, error))?;
     let build_dir = project_root.join(BUILD_DIR);
     let dockerfile_dir = project_root.join(DOCKERFILE_DIR);
-    let bundle_dir = project_root.join(".cog").join("bundle");
-    debug_assert!(bundle_dir.ends_with(BUNDLE_DIR));
+    let bundle_dir = project_root.join(BUNDLE_DIR);
     for dir in [&build_dir, &dockerfile_dir, &bundle_dir] {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|error| stage_error(dir, error))?;
