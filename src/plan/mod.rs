@@ -115,6 +115,21 @@ pub struct PlanBase {
     /// Value of `run.cog.cog-base-image-name`: set whenever cog-base was
     /// attempted, even when it fell back (cog's quirk, spec §6).
     pub cog_base_label: Option<String>,
+    /// What the catalog knows about the base without pulling it (python
+    /// path, site-packages, entrypoint, env, distro); `None` outside cog's families.
+    pub facts: Option<crate::config::catalog::BaseImageInfo>,
+}
+
+impl PlanBase {
+    /// A base with its catalog facts looked up.
+    pub fn new(reference: &str, path: BasePath, cog_base_label: Option<String>) -> PlanBase {
+        PlanBase {
+            reference: reference.to_string(),
+            path,
+            cog_base_label,
+            facts: crate::config::catalog::base_image_info(reference),
+        }
+    }
 }
 
 /// Options of `cogpack plan/build` that shape the plan. The CLI reads the
@@ -347,17 +362,17 @@ pub fn plan(
     warnings.extend(selection.warnings.iter().cloned());
     warnings.extend(rewritten.warnings.iter().cloned());
     let inputs = PlanInputs {
-        base: PlanBase {
-            reference: selection.reference.clone(),
-            path: match selection.path {
+        base: PlanBase::new(
+            &selection.reference,
+            match selection.path {
                 base::BasePath::PythonSlim => BasePath::PythonSlim,
                 base::BasePath::NvidiaCuda => BasePath::NvidiaCuda,
                 base::BasePath::CogBase => BasePath::CogBase,
             },
-            cog_base_label: selection
+            selection
                 .cog_base_attempted
                 .then(|| selection.reference.clone()),
-        },
+        ),
         requirements_text: rewritten.text,
         warnings,
     };
@@ -625,7 +640,11 @@ fn system_packages_step(context: &Context, packages: &[String]) -> Step {
     make_step(
         context,
         "system-packages",
-        format!("system packages ({})", kept.join(" ")),
+        if kept.is_empty() {
+            "system packages (none left after the cog-base filter)".to_string()
+        } else {
+            format!("system packages ({})", kept.join(" "))
+        },
         StepKind::SystemPackages {
             packages: kept,
             provided_by_base: provided,
