@@ -146,7 +146,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn schema_bundle() -> BundleInputs {
     BundleInputs {
-        openapi_schema: Some(br#"{"openapi":"3.0.2","info":{"title":"Cog","version":"0.1.0"}}"#.to_vec()),
+        openapi_schema: Some(
+            br#"{"openapi":"3.0.2","info":{"title":"Cog","version":"0.1.0"}}"#.to_vec(),
+        ),
         weights_json: None,
         extra_labels: BTreeMap::from([(
             "run.cog.cog-base-image-last-layer-idx".to_string(),
@@ -163,8 +165,14 @@ fn unreachable_engine_fails_naming_the_native_backend_before_staging() {
     let error = docker::build(&plan, &schema_bundle(), &harness.options("acme/model")).unwrap_err();
     assert!(matches!(error, DockerError::NoEngine { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("no Docker engine is reachable"), "{message}");
-    assert!(message.contains("Cannot connect to the Docker daemon"), "{message}");
+    assert!(
+        message.contains("no Docker engine is reachable"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Cannot connect to the Docker daemon"),
+        "{message}"
+    );
     assert!(message.contains("--backend native"), "{message}");
     let calls = harness.calls();
     assert_eq!(calls.len(), 1, "only `docker info` may run");
@@ -200,7 +208,10 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
 
     let main = args_of(&calls[1]);
     let build_dir = project.join(".cog/build").display().to_string();
-    let dockerfile = project.join(".cog/dockerfile/Dockerfile").display().to_string();
+    let dockerfile = project
+        .join(".cog/dockerfile/Dockerfile")
+        .display()
+        .to_string();
     let expected_main: Vec<String> = [
         "buildx",
         "build",
@@ -210,7 +221,10 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
         &format!("cog_build={build_dir}"),
         "--load",
         "--secret",
-        &format!("id=netrc,src={}", harness.project.join("secrets/netrc").display()),
+        &format!(
+            "id=netrc,src={}",
+            harness.project.join("secrets/netrc").display()
+        ),
         "--tag",
         &tmp_tag,
         "--file",
@@ -231,7 +245,8 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
     assert_eq!(ignore, "secrets/\n*.log\n.cog\n");
 
     let wheel = std::fs::read(harness.project.join("wheels/mypkg-0.1.0-py3-none-any.whl")).unwrap();
-    let requirements = "/tmp/local_package_artifacts/wheels/mypkg-0.1.0-py3-none-any.whl\nrequests==2.32.3";
+    let requirements =
+        "/tmp/local_package_artifacts/wheels/mypkg-0.1.0-py3-none-any.whl\nrequests==2.32.3";
     let schema = schema_bundle().openapi_schema.unwrap();
     let expected_context = format!(
         "{} ./local_package_artifacts/wheels/mypkg-0.1.0-py3-none-any.whl\n{} ./openapi_schema.json\n{} ./requirements.txt\n",
@@ -239,11 +254,24 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
         sha256_hex(&schema),
         sha256_hex(requirements.as_bytes()),
     );
-    assert_eq!(std::fs::read_to_string(calls[1].join("context")).unwrap(), expected_context);
+    assert_eq!(
+        std::fs::read_to_string(calls[1].join("context")).unwrap(),
+        expected_context
+    );
 
     assert_eq!(
         args_of(&calls[2]),
-        vec!["run", "--rm", "--platform", "linux/amd64", tmp_tag.as_str(), "python", "-m", "pip", "freeze"]
+        vec![
+            "run",
+            "--rm",
+            "--platform",
+            "linux/amd64",
+            tmp_tag.as_str(),
+            "python",
+            "-m",
+            "pip",
+            "freeze"
+        ]
     );
 
     let bundle = args_of(&calls[3]);
@@ -259,15 +287,32 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
         .collect();
     assert_eq!(labels.get("run.cog.version").unwrap(), "0.0.0-test");
     assert_eq!(labels.get("run.cog.has_init").unwrap(), "true");
-    assert_eq!(labels.get("run.cog.pip_freeze").unwrap(), "mypkg==0.1.0\nrequests==2.32.3\n");
-    assert_eq!(labels.get("run.cog.openapi_schema").unwrap().as_bytes(), schema.as_slice());
-    assert_eq!(labels.get("run.cog.cog-base-image-last-layer-idx").unwrap(), "3");
-    assert_eq!(labels.get("run.cog.cog-base-image-name"), None, "cog-base was not attempted");
-    let config: serde_json::Value = serde_json::from_str(labels.get("run.cog.config").unwrap()).unwrap();
+    assert_eq!(
+        labels.get("run.cog.pip_freeze").unwrap(),
+        "mypkg==0.1.0\nrequests==2.32.3\n"
+    );
+    assert_eq!(
+        labels.get("run.cog.openapi_schema").unwrap().as_bytes(),
+        schema.as_slice()
+    );
+    assert_eq!(
+        labels.get("run.cog.cog-base-image-last-layer-idx").unwrap(),
+        "3"
+    );
+    assert_eq!(
+        labels.get("run.cog.cog-base-image-name"),
+        None,
+        "cog-base was not attempted"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(labels.get("run.cog.config").unwrap()).unwrap();
     assert_eq!(config["build"]["python_version"], "3.12");
     assert_eq!(config["predict"], "predict.py:Predictor");
     assert_eq!(labels, output.labels);
-    let tail: Vec<&str> = bundle[bundle.len() - 5..].iter().map(String::as_str).collect();
+    let tail: Vec<&str> = bundle[bundle.len() - 5..]
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         tail,
         vec![
@@ -284,8 +329,14 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
     );
     assert_eq!(args_of(&calls[4]), vec!["image", "rm", tmp_tag.as_str()]);
 
-    assert!(!project.join(".cog/build").exists(), "staging dir is removed");
-    assert_eq!(std::fs::read(project.join(".cog/openapi_schema.json")).unwrap(), schema);
+    assert!(
+        !project.join(".cog/build").exists(),
+        "staging dir is removed"
+    );
+    assert_eq!(
+        std::fs::read(project.join(".cog/openapi_schema.json")).unwrap(),
+        schema
+    );
 }
 
 #[test]
@@ -304,10 +355,23 @@ fn plain_image_names_are_built_in_place_without_removal() {
     let commands: Vec<String> = calls.iter().map(|c| args_of(c)[0].clone()).collect();
     assert_eq!(commands, vec!["info", "buildx", "buildx"]);
     let main = args_of(&calls[1]);
-    for expected in ["--no-cache", "--progress", "plain", "SOURCE_DATE_EPOCH=0", "localhost:5000/acme/model:v1"] {
-        assert!(main.iter().any(|a| a == expected), "{expected} missing from {main:?}");
+    for expected in [
+        "--no-cache",
+        "--progress",
+        "plain",
+        "SOURCE_DATE_EPOCH=0",
+        "localhost:5000/acme/model:v1",
+    ] {
+        assert!(
+            main.iter().any(|a| a == expected),
+            "{expected} missing from {main:?}"
+        );
     }
-    assert!(!args_of(&calls[2]).iter().any(|a| a.starts_with("run.cog.pip_freeze=")));
+    assert!(
+        !args_of(&calls[2])
+            .iter()
+            .any(|a| a.starts_with("run.cog.pip_freeze="))
+    );
 }
 
 #[test]
@@ -318,7 +382,11 @@ fn failed_main_build_reports_and_cleans_up() {
     let error = docker::build(&plan, &schema_bundle(), &harness.options("acme/model")).unwrap_err();
     assert!(matches!(error, DockerError::Command { .. }), "{error}");
     assert!(error.to_string().contains("buildx build"), "{error}");
-    assert_eq!(harness.calls().len(), 2, "nothing runs after the failed build");
+    assert_eq!(
+        harness.calls().len(),
+        2,
+        "nothing runs after the failed build"
+    );
     assert!(!harness.project.join(".cog/build").exists());
 }
 
@@ -326,7 +394,20 @@ fn failed_main_build_reports_and_cleans_up() {
 fn schema_bytes_are_required_when_the_plan_bundles_a_schema() {
     let harness = Harness::new();
     let plan = harness.plan();
-    let error = docker::build(&plan, &BundleInputs::default(), &harness.options("acme/model")).unwrap_err();
-    assert!(error.to_string().contains("openapi_schema.json were not supplied"), "{error}");
-    assert!(!harness.project.join(".cog/build").exists(), "partial staging is removed");
+    let error = docker::build(
+        &plan,
+        &BundleInputs::default(),
+        &harness.options("acme/model"),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("openapi_schema.json were not supplied"),
+        "{error}"
+    );
+    assert!(
+        !harness.project.join(".cog/build").exists(),
+        "partial staging is removed"
+    );
 }

@@ -61,7 +61,10 @@ fn read_case(dir: &Path) -> Case {
 
 fn plan_fixture(dir: &Path, case: &Case) -> BuildPlan {
     let project_dir = dir.join("project");
-    let file_name = case.config_file.clone().unwrap_or_else(|| "cog.yaml".into());
+    let file_name = case
+        .config_file
+        .clone()
+        .unwrap_or_else(|| "cog.yaml".into());
     let project = cogpack::config::load(&project_dir, &file_name)
         .unwrap_or_else(|e| panic!("{}: load failed: {e}", dir.display()));
     let ca_cert = case.ca_cert.as_ref().map(|name| {
@@ -81,8 +84,12 @@ fn plan_fixture(dir: &Path, case: &Case) -> BuildPlan {
         decorator_concurrency: case.decorator_concurrency,
         ..PlanOptions::default()
     };
-    plan::plan(&project, &options, &RegistryWithout(case.missing_bases.clone()))
-        .unwrap_or_else(|e| panic!("{}: plan failed: {e}", dir.display()))
+    plan::plan(
+        &project,
+        &options,
+        &RegistryWithout(case.missing_bases.clone()),
+    )
+    .unwrap_or_else(|e| panic!("{}: plan failed: {e}", dir.display()))
 }
 
 /// Describes the first differing line so a failure is readable.
@@ -90,7 +97,10 @@ fn first_difference(expected: &str, actual: &str) -> String {
     let expected_lines: Vec<&str> = expected.split('\n').collect();
     let actual_lines: Vec<&str> = actual.split('\n').collect();
     for index in 0..expected_lines.len().max(actual_lines.len()) {
-        let e = expected_lines.get(index).copied().unwrap_or("<end of file>");
+        let e = expected_lines
+            .get(index)
+            .copied()
+            .unwrap_or("<end of file>");
         let a = actual_lines.get(index).copied().unwrap_or("<end of file>");
         if e != a {
             return format!("line {}:\n  expected: {e:?}\n  actual:   {a:?}", index + 1);
@@ -107,14 +117,20 @@ fn check_fixture(dir: &Path) -> Vec<String> {
     let expected = std::fs::read_to_string(dir.join("expected.Dockerfile")).unwrap();
     let actual = render_dockerfile(&plan);
     if expected != actual {
-        failures.push(format!("{name}: Dockerfile differs at {}", first_difference(&expected, &actual)));
+        failures.push(format!(
+            "{name}: Dockerfile differs at {}",
+            first_difference(&expected, &actual)
+        ));
     }
     let bundle_path = dir.join("expected.bundle.Dockerfile");
     if bundle_path.is_file() {
         let expected = std::fs::read_to_string(&bundle_path).unwrap();
         let actual = render_bundle_dockerfile(&plan, "main-image:test");
         if expected != actual {
-            failures.push(format!("{name}: bundle Dockerfile differs at {}", first_difference(&expected, &actual)));
+            failures.push(format!(
+                "{name}: bundle Dockerfile differs at {}",
+                first_difference(&expected, &actual)
+            ));
         }
     }
     if let Some(expected) = &case.requirements_txt {
@@ -123,18 +139,25 @@ fn check_fixture(dir: &Path) -> Vec<String> {
             _ => None,
         });
         if actual.as_deref() != Some(expected.as_str()) {
-            failures.push(format!("{name}: requirements.txt expected {expected:?}, got {actual:?}"));
+            failures.push(format!(
+                "{name}: requirements.txt expected {expected:?}, got {actual:?}"
+            ));
         }
     }
     if let Some(warning) = &case.warning
         && !plan.warnings.iter().any(|w| w == warning)
     {
-        failures.push(format!("{name}: warning {warning:?} missing from {:?}", plan.warnings));
+        failures.push(format!(
+            "{name}: warning {warning:?} missing from {:?}",
+            plan.warnings
+        ));
     }
     if let Some(label) = &case.base_label {
         let actual = plan.image.labels.get("run.cog.cog-base-image-name");
         if actual != Some(label) {
-            failures.push(format!("{name}: base label expected {label:?}, got {actual:?}"));
+            failures.push(format!(
+                "{name}: base label expected {label:?}, got {actual:?}"
+            ));
         }
     }
     failures
@@ -143,9 +166,18 @@ fn check_fixture(dir: &Path) -> Vec<String> {
 #[test]
 fn every_fixture_renders_the_hand_written_dockerfile() {
     let dirs = fixture_dirs();
-    assert!(dirs.len() >= 15, "expected at least 15 golden fixtures, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 15,
+        "expected at least 15 golden fixtures, found {}",
+        dirs.len()
+    );
     let failures: Vec<String> = dirs.iter().flat_map(|dir| check_fixture(dir)).collect();
-    assert!(failures.is_empty(), "{} golden mismatch(es):\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden mismatch(es):\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]
@@ -165,6 +197,10 @@ fn main_dockerfile_has_no_trailing_newline_and_no_blank_lines() {
         let text = render_dockerfile(&plan);
         assert!(!text.ends_with('\n'), "{}", dir.display());
         assert!(!text.contains("\n\n"), "{}", dir.display());
-        assert!(text.starts_with("#syntax=docker/dockerfile:1.4\nFROM "), "{}", dir.display());
+        assert!(
+            text.starts_with("#syntax=docker/dockerfile:1.4\nFROM "),
+            "{}",
+            dir.display()
+        );
     }
 }

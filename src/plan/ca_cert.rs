@@ -19,7 +19,8 @@ pub fn read_ca_cert(value: &str) -> Result<Vec<u8>, PlanError> {
             read_directory(path)
         } else {
             let data = read_file(path)?;
-            validate_pem(&data).map_err(|detail| cert_error(&format!("{}: {detail}", path.display())))
+            validate_pem(&data)
+                .map_err(|detail| cert_error(&format!("{}: {detail}", path.display())))
         };
     }
     if value.starts_with("-----BEGIN") {
@@ -42,7 +43,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>, PlanError> {
 
 fn read_directory(dir: &Path) -> Result<Vec<u8>, PlanError> {
     let entries = std::fs::read_dir(dir).map_err(|error| {
-        cert_error(&format!("failed to read directory {}: {error}", dir.display()))
+        cert_error(&format!(
+            "failed to read directory {}: {error}",
+            dir.display()
+        ))
     })?;
     let mut names: Vec<String> = entries
         .filter_map(|entry| entry.ok())
@@ -59,7 +63,10 @@ fn read_directory(dir: &Path) -> Result<Vec<u8>, PlanError> {
         let path = dir.join(&name);
         let data = read_file(&path)?;
         validate_pem(&data).map_err(|detail| {
-            cert_error(&format!("invalid certificate in {}: {detail}", path.display()))
+            cert_error(&format!(
+                "invalid certificate in {}: {detail}",
+                path.display()
+            ))
         })?;
         if !certs.is_empty() && !certs.ends_with(b"\n") {
             certs.push(b'\n');
@@ -101,9 +108,15 @@ mod tests {
 
     #[test]
     fn inline_and_base64_pem_are_normalised() {
-        assert_eq!(read_ca_cert(&format!("  {PEM}\n\n")).unwrap(), format!("{PEM}\n").as_bytes());
+        assert_eq!(
+            read_ca_cert(&format!("  {PEM}\n\n")).unwrap(),
+            format!("{PEM}\n").as_bytes()
+        );
         let encoded = base64::engine::general_purpose::STANDARD.encode(PEM);
-        assert_eq!(read_ca_cert(&encoded).unwrap(), format!("{PEM}\n").as_bytes());
+        assert_eq!(
+            read_ca_cert(&encoded).unwrap(),
+            format!("{PEM}\n").as_bytes()
+        );
     }
 
     #[test]
@@ -118,6 +131,11 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        assert!(read_ca_cert("not a cert").unwrap_err().to_string().contains("invalid value"));
+        assert!(
+            read_ca_cert("not a cert")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid value")
+        );
     }
 }

@@ -52,7 +52,10 @@ pub struct ImageConfig {
 impl ImageConfig {
     /// Collects the env assignments of `steps` in order.
     pub fn env_from_steps(steps: &[Step]) -> Vec<EnvVar> {
-        steps.iter().flat_map(|step| step.env().iter().cloned()).collect()
+        steps
+            .iter()
+            .flat_map(|step| step.env().iter().cloned())
+            .collect()
     }
 
     /// The image's `Env` as Docker computes it: the base env, then each
@@ -154,7 +157,10 @@ mod tests {
     #[test]
     fn expansion_follows_dockerfile_rules() {
         let env = vec![("PATH".to_string(), "/usr/bin".to_string())];
-        assert_eq!(expand_word("\"/usr/local/bin:$PATH\"", &env), "/usr/local/bin:/usr/bin");
+        assert_eq!(
+            expand_word("\"/usr/local/bin:$PATH\"", &env),
+            "/usr/local/bin:/usr/bin"
+        );
         assert_eq!(expand_word("${PATH}:/x", &env), "/usr/bin:/x");
         assert_eq!(expand_word("'$PATH'", &env), "$PATH");
         assert_eq!(expand_word("$MISSING:/a", &env), ":/a");

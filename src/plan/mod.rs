@@ -301,9 +301,8 @@ impl BuildPlan {
 
     /// Pretty JSON for `cogpack plan --json`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|error| {
-            format!("{{\"error\":\"cannot serialise plan: {error}\"}}")
-        })
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("{{\"error\":\"cannot serialise plan: {error}\"}}"))
     }
 }
 
@@ -445,7 +444,9 @@ pub fn plan_with_inputs(
 fn make_step(context: &Context, id: &str, name: String, kind: StepKind) -> Step {
     let config_only = matches!(
         kind,
-        StepKind::Preamble { .. } | StepKind::UserEnvironment { .. } | StepKind::RuntimeConfig { .. }
+        StepKind::Preamble { .. }
+            | StepKind::UserEnvironment { .. }
+            | StepKind::RuntimeConfig { .. }
     );
     let native = native_support(context, &kind);
     Step {
@@ -471,7 +472,9 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
             unsupported("--strip runs `strip` inside the image")
         } else {
             NativeSupport::Substituted {
-                how: format!("{what} are installed on the host for linux/amd64 with uv and added as a layer"),
+                how: format!(
+                    "{what} are installed on the host for linux/amd64 with uv and added as a layer"
+                ),
             }
         }
     };
@@ -484,7 +487,8 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         | StepKind::SourceTree { .. }
         | StepKind::CogFiles { .. } => NativeSupport::Native,
         StepKind::Tini { .. } => NativeSupport::Substituted {
-            how: "the pinned tini binary is fetched and verified; curl is not installed".to_string(),
+            how: "the pinned tini binary is fetched and verified; curl is not installed"
+                .to_string(),
         },
         StepKind::PythonAlias => NativeSupport::Substituted {
             how: "the symlink is written directly".to_string(),
@@ -529,7 +533,10 @@ fn base_steps(context: &Context, build: &crate::config::Build) -> Vec<Step> {
             "python-prerequisites",
             "apt packages for the Python install (wget curl xz-utils git ca-certificates)".into(),
             StepKind::PythonPrerequisites {
-                packages: step::PYTHON_PREREQUISITE_PACKAGES.iter().map(|p| p.to_string()).collect(),
+                packages: step::PYTHON_PREREQUISITE_PACKAGES
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
             },
         ));
     }
@@ -716,7 +723,10 @@ fn place_local_artifacts(
         }
     }
     for artifact in &staged {
-        if !lines.iter().any(|line| line.trim() == artifact.container_path) {
+        if !lines
+            .iter()
+            .any(|line| line.trim() == artifact.container_path)
+        {
             return Err(PlanError::LocalArtifact(format!(
                 "failed to rewrite local Python package artifact \"{}\"\nhint: keep the artifact on its own line in the requirements file",
                 artifact.line
@@ -725,7 +735,10 @@ fn place_local_artifacts(
     }
     let mut unique: Vec<step::StagedArtifact> = Vec::new();
     for artifact in staged {
-        if !unique.iter().any(|u| u.project_relative == artifact.project_relative) {
+        if !unique
+            .iter()
+            .any(|u| u.project_relative == artifact.project_relative)
+        {
             unique.push(artifact);
         }
     }
@@ -822,15 +835,19 @@ fn ldconfig_step() -> Step {
 
 /// One step per `build.run` item, then per deprecated `pre_install` item.
 fn run_steps(build: &crate::config::Build) -> Result<Vec<Step>, PlanError> {
-    let items = build.run.iter().cloned().chain(
-        build
-            .pre_install
-            .iter()
-            .map(|command| crate::config::RunItem {
-                command: command.clone(),
-                mounts: Vec::new(),
-            }),
-    );
+    let items = build
+        .run
+        .iter()
+        .cloned()
+        .chain(
+            build
+                .pre_install
+                .iter()
+                .map(|command| crate::config::RunItem {
+                    command: command.clone(),
+                    mounts: Vec::new(),
+                }),
+        );
     let mut steps = Vec::new();
     for (index, item) in items.enumerate() {
         let command = item.command.trim().to_string();
@@ -866,7 +883,10 @@ fn tail_steps(context: &Context) -> Vec<Step> {
     )];
     let mut env = Vec::new();
     if let Some(predict) = &config.predict {
-        env.push(EnvVar::new("COG_PREDICT_TYPE_STUB", &format!("\"{predict}\"")));
+        env.push(EnvVar::new(
+            "COG_PREDICT_TYPE_STUB",
+            &format!("\"{predict}\""),
+        ));
     }
     if let Some(train) = &config.train {
         env.push(EnvVar::new("COG_TRAIN_TYPE_STUB", &format!("\"{train}\"")));
@@ -958,7 +978,10 @@ fn image_config(context: &Context, steps: &[Step]) -> ImageConfig {
         _ => None,
     });
     let mut labels = BTreeMap::new();
-    labels.insert(image::labels::VERSION.to_string(), context.options.cog_version.clone());
+    labels.insert(
+        image::labels::VERSION.to_string(),
+        context.options.cog_version.clone(),
+    );
     labels.insert(
         image::labels::CONFIG.to_string(),
         context

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::step::{NativeSupport, StepKind};
 use super::BuildPlan;
+use super::step::{NativeSupport, StepKind};
 
 impl fmt::Display for BuildPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,7 +105,10 @@ fn write_summary(plan: &BuildPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
     let blockers = plan.native_blockers();
     if blockers.is_empty() {
-        write!(f, "native engine: can build every step (native* = by substitution)")
+        write!(
+            f,
+            "native engine: can build every step (native* = by substitution)"
+        )
     } else {
         let ids: Vec<&str> = blockers.iter().map(|s| s.id.as_str()).collect();
         write!(

@@ -38,7 +38,9 @@ pub enum DockerError {
         detail: String,
     },
     /// A docker command failed.
-    #[error("`{command}` failed: {detail}\nhint: read the build output above; rerun with --progress plain for full logs")]
+    #[error(
+        "`{command}` failed: {detail}\nhint: read the build output above; rerun with --progress plain for full logs"
+    )]
     Command {
         /// The command line (program and subcommand).
         command: String,
@@ -105,7 +107,10 @@ pub struct DockerBuildOutput {
 /// when the name starts with `r8.im` (cog's rule, spec §4.0).
 pub fn main_image_tag(image_name: &str) -> String {
     if image_name.starts_with("r8.im") {
-        format!("cog-tmp:{}", hex::encode(Sha256::digest(image_name.as_bytes())))
+        format!(
+            "cog-tmp:{}",
+            hex::encode(Sha256::digest(image_name.as_bytes()))
+        )
     } else {
         image_name.to_string()
     }
@@ -230,10 +235,20 @@ fn docker_command_error(program: &Path, args: &[String], detail: String) -> Dock
 
 /// `python -m pip freeze` inside the main image (the `run.cog.pip_freeze` label).
 fn pip_freeze(program: &Path, image: &str) -> Result<String, DockerError> {
-    let args: Vec<String> = ["run", "--rm", "--platform", "linux/amd64", image, "python", "-m", "pip", "freeze"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "run",
+        "--rm",
+        "--platform",
+        "linux/amd64",
+        image,
+        "python",
+        "-m",
+        "pip",
+        "freeze",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let output = Command::new(program)
         .args(&args)
         .stdin(Stdio::null())
@@ -241,13 +256,21 @@ fn pip_freeze(program: &Path, image: &str) -> Result<String, DockerError> {
         .output()
         .map_err(|error| docker_command_error(program, &args, error.to_string()))?;
     if !output.status.success() {
-        return Err(docker_command_error(program, &args, output.status.to_string()));
+        return Err(docker_command_error(
+            program,
+            &args,
+            output.status.to_string(),
+        ));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Every label of the bundle build: the plan's, the schema, pip freeze, extras.
-fn final_labels(plan: &BuildPlan, bundle: &BundleInputs, pip_freeze: Option<String>) -> BTreeMap<String, String> {
+fn final_labels(
+    plan: &BuildPlan,
+    bundle: &BundleInputs,
+    pip_freeze: Option<String>,
+) -> BTreeMap<String, String> {
     use crate::plan::image::labels;
     let mut all = plan.image.labels.clone();
     let schema = bundle
@@ -299,7 +322,8 @@ fn run_builds(
         None
     };
     let labels = final_labels(plan, bundle, freeze);
-    let bundle_dockerfile = staged.write_bundle_dockerfile(&render_bundle_dockerfile(plan, &main_image))?;
+    let bundle_dockerfile =
+        staged.write_bundle_dockerfile(&render_bundle_dockerfile(plan, &main_image))?;
     let args = bundle_build_args(options, &labels, &bundle_dockerfile, &staged.build_dir);
     run_docker(&options.program, &args)?;
     if main_image != options.image_name {

@@ -18,7 +18,10 @@ const STRIP_SUFFIX: &str =
 /// The main Dockerfile: every step except the `/src/.cog` bundle, lines joined
 /// with `\n`, no empty lines, no trailing newline (cog's `joinStringsWithoutLineSpace`).
 pub fn render_dockerfile(plan: &BuildPlan) -> String {
-    let mut lines: Vec<String> = vec![SYNTAX_LINE.to_string(), format!("FROM {}", plan.base.reference)];
+    let mut lines: Vec<String> = vec![
+        SYNTAX_LINE.to_string(),
+        format!("FROM {}", plan.base.reference),
+    ];
     for step in plan.main_steps() {
         lines.extend(step_lines(step));
     }
@@ -48,7 +51,10 @@ fn step_lines(step: &Step) -> Vec<String> {
         StepKind::CaCert { .. } => ca_cert_lines(),
         StepKind::Tini { .. } => tini_lines(),
         StepKind::UserEnvironment { env } => {
-            let pairs: Vec<String> = env.iter().map(|v| format!("{}={}", v.key, v.value)).collect();
+            let pairs: Vec<String> = env
+                .iter()
+                .map(|v| format!("{}={}", v.key, v.value))
+                .collect();
             vec![format!("ENV {}", pairs.join(" "))]
         }
         StepKind::SystemPackages { packages, .. } => vec![format!(
@@ -61,7 +67,9 @@ fn step_lines(step: &Step) -> Vec<String> {
             "ENV UV_SYSTEM_PYTHON=true".to_string(),
         ],
         StepKind::PythonInstall { version, env } => python_install_lines(version, env),
-        StepKind::PythonAlias => vec!["RUN ln -sf /usr/bin/python3 /usr/local/bin/python".to_string()],
+        StepKind::PythonAlias => {
+            vec!["RUN ln -sf /usr/bin/python3 /usr/local/bin/python".to_string()]
+        }
         StepKind::Requirements {
             local_artifacts,
             uninstall_managed,
@@ -122,7 +130,10 @@ fn tini_lines() -> Vec<String> {
         "curl -sSL -o /sbin/tini \"https://github.com/krallin/tini/releases/download/${TINI_VERSION}/tini-${TINI_ARCH}\"; \\".to_string(),
         "chmod +x /sbin/tini".to_string(),
     ];
-    vec![physical.join("\n"), "ENTRYPOINT [\"/sbin/tini\", \"--\"]".to_string()]
+    vec![
+        physical.join("\n"),
+        "ENTRYPOINT [\"/sbin/tini\", \"--\"]".to_string(),
+    ]
 }
 
 fn python_prerequisites(packages: &[String]) -> String {
@@ -140,7 +151,10 @@ fn python_install_lines(version: &str, env: &[crate::plan::EnvVar]) -> Vec<Strin
     let mut lines = vec![format!(
         "RUN uv python install {version} && \\\n\tln -sf $(uv python find {version}) /usr/bin/python3 && \\\n\tln -sf $(uv python find {version}) /usr/local/bin/python"
     )];
-    lines.extend(env.iter().map(|var| format!("ENV {}={}", var.key, var.value)));
+    lines.extend(
+        env.iter()
+            .map(|var| format!("ENV {}={}", var.key, var.value)),
+    );
     lines
 }
 
@@ -191,10 +205,16 @@ fn requirements_lines(
     lines
 }
 
-fn runtime_lines(install: &RuntimeInstall, break_system_packages: bool, strip: bool) -> Vec<String> {
+fn runtime_lines(
+    install: &RuntimeInstall,
+    break_system_packages: bool,
+    strip: bool,
+) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(file_name) = install.staged_file_name() {
-        lines.push(format!("COPY --from=cog_build {file_name} /tmp/{file_name}"));
+        lines.push(format!(
+            "COPY --from=cog_build {file_name} /tmp/{file_name}"
+        ));
     }
     let mut prefix = String::new();
     if install.coglet_named_sdk && install.package == RuntimePackage::Cog {
@@ -233,7 +253,10 @@ fn run_line(command: &str, mounts: &[crate::config::RunMount]) -> String {
 
 fn runtime_config_lines(env: &[crate::plan::EnvVar], cmd: &[String]) -> Vec<String> {
     let mut lines = vec!["EXPOSE 5000".to_string()];
-    lines.extend(env.iter().map(|var| format!("ENV {}={}", var.key, var.value)));
+    lines.extend(
+        env.iter()
+            .map(|var| format!("ENV {}={}", var.key, var.value)),
+    );
     let quoted: Vec<String> = cmd.iter().map(|part| format!("\"{part}\"")).collect();
     lines.push(format!("CMD [{}]", quoted.join(", ")));
     lines

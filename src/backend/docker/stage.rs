@@ -67,10 +67,13 @@ fn create_dir(path: &Path) -> Result<(), DockerError> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DockerError> {
     let parent = path.parent().unwrap_or(Path::new("."));
     create_dir(parent)?;
-    let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(|error| stage_error(path, error))?;
-    temp.write_all(bytes).map_err(|error| stage_error(path, error))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(parent).map_err(|error| stage_error(path, error))?;
+    temp.write_all(bytes)
+        .map_err(|error| stage_error(path, error))?;
     set_mode_644(temp.path())?;
-    temp.persist(path).map_err(|error| stage_error(path, error.error))?;
+    temp.persist(path)
+        .map_err(|error| stage_error(path, error.error))?;
     Ok(())
 }
 
@@ -87,7 +90,11 @@ fn set_mode_644(_path: &Path) -> Result<(), DockerError> {
 }
 
 /// Copies a local artifact after checking it is a regular file inside the project.
-fn stage_artifact(project_root: &Path, build_dir: &Path, artifact: &StagedArtifact) -> Result<(), DockerError> {
+fn stage_artifact(
+    project_root: &Path,
+    build_dir: &Path,
+    artifact: &StagedArtifact,
+) -> Result<(), DockerError> {
     let source = artifact
         .source
         .canonicalize()
@@ -124,7 +131,10 @@ fn context_dockerignore(project_dir: &Path) -> String {
 }
 
 /// Wipes and fills `.cog/build/`, writes the main Dockerfile and its ignore file.
-pub fn stage_build_dir(plan: &BuildPlan, bundle: &BundleInputs) -> Result<StagedBuild, DockerError> {
+pub fn stage_build_dir(
+    plan: &BuildPlan,
+    bundle: &BundleInputs,
+) -> Result<StagedBuild, DockerError> {
     let project_root = plan
         .project_dir
         .canonicalize()
@@ -155,7 +165,11 @@ pub fn stage_build_dir(plan: &BuildPlan, bundle: &BundleInputs) -> Result<Staged
 }
 
 /// Files the main Dockerfile copies from `cog_build`.
-fn stage_step_files(plan: &BuildPlan, project_root: &Path, build_dir: &Path) -> Result<(), DockerError> {
+fn stage_step_files(
+    plan: &BuildPlan,
+    project_root: &Path,
+    build_dir: &Path,
+) -> Result<(), DockerError> {
     for step in plan.main_steps() {
         match &step.kind {
             StepKind::CaCert { contents, .. } => {
@@ -176,7 +190,8 @@ fn stage_step_files(plan: &BuildPlan, project_root: &Path, build_dir: &Path) -> 
                     if let (Some(name), crate::plan::WheelSource::File { path }) =
                         (install.staged_file_name(), &install.source)
                     {
-                        let bytes = std::fs::read(path).map_err(|error| stage_error(path, error))?;
+                        let bytes =
+                            std::fs::read(path).map_err(|error| stage_error(path, error))?;
                         write_atomic(&build_dir.join(name), &bytes)?;
                     }
                 }
@@ -203,7 +218,10 @@ fn stage_bundle_files(
         let Some(bytes) = bytes else {
             return Err(stage_error(
                 &build_dir.join(&file.name),
-                format!("the bytes of {} were not supplied to the Docker backend", file.name),
+                format!(
+                    "the bytes of {} were not supplied to the Docker backend",
+                    file.name
+                ),
             ));
         };
         write_atomic(&build_dir.join(&file.name), bytes)?;
