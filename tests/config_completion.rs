@@ -231,6 +231,15 @@ fn base_selection_flags() {
 #[test]
 fn cog_base_naming() {
     assert_eq!(base::cog_base_reference("r8.im", "", "", ""), "r8.im/cog-base:latest");
+    for (cuda, python, torch, expected) in [
+        ("", "3.10", "", "r8.im/cog-base:python3.10"),
+        ("", "3.10", "2.1", "r8.im/cog-base:python3.10-torch2.1.2"),
+        ("12.1", "3.10", "", "r8.im/cog-base:cuda12.1-python3.10"),
+        ("12.1", "3.10", "2.1", "r8.im/cog-base:cuda12.1-python3.10-torch2.1.2"),
+    ] {
+        let (c, p, t) = base::normalise_components(cuda, python, torch);
+        assert_eq!(base::cog_base_reference("r8.im", &c, &p, &t), expected);
+    }
     assert_eq!(base::cog_base_reference("r8.im", "12.4.1", "3.12", "2.5.1+cu124"), "r8.im/cog-base:cuda12.4-python3.12-torch2.5.1");
     assert_eq!(base::normalise_components("", "3.12", "2.3"), (String::new(), "3.12".to_string(), "2.3.1".to_string()));
     assert_eq!(base::normalise_components("11.8", "3.10", "2.0.1+cu118").2, "2.0.1");
