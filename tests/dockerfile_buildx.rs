@@ -391,19 +391,39 @@ fn failed_main_build_reports_and_cleans_up() {
 }
 
 #[test]
-fn schema_bytes_are_required_when_the_plan_bundles_a_schema() {
+fn without_schema_bytes_the_bundle_copies_nothing_and_the_label_is_empty() {
     let harness = Harness::new();
     let plan = harness.plan();
-    let error = docker::build(
-        &plan,
-        &BundleInputs::default(),
-        &harness.options("acme/model"),
+    let options = DockerBuildOptions {
+        pip_freeze_label: false,
+        ..harness.options("acme/model")
+    };
+    let output = docker::build(&plan, &BundleInputs::default(), &options).expect("build");
+    let calls = harness.calls();
+    assert_eq!(
+        std::fs::read_to_string(calls[2].join("Dockerfile")).unwrap(),
+        "FROM acme/model\n"
+    );
+    assert_eq!(output.labels.get("run.cog.openapi_schema").unwrap(), "");
+}
+
+#[test]
+fn missing_weights_manifest_is_an_error_and_staging_is_removed() {
+    let harness = Harness::new();
+    let yaml = std::fs::read_to_string(harness.project.join("cog.yaml")).unwrap();
+    std::fs::create_dir_all(harness.project.join("weights")).unwrap();
+    std::fs::write(harness.project.join("weights/w.bin"), "w").unwrap();
+    std::fs::write(
+        harness.project.join("cog.yaml"),
+        format!("{yaml}model: registry.example.com/acme/m\nweights:\n  - name: w\n    target: /src/weights\n    source:\n      uri: weights\n"),
     )
-    .unwrap_err();
+    .unwrap();
+    let plan = harness.plan();
+    let error = docker::build(&plan, &schema_bundle(), &harness.options("acme/model")).unwrap_err();
     assert!(
         error
             .to_string()
-            .contains("openapi_schema.json were not supplied"),
+            .contains("the bytes of weights.json were not supplied"),
         "{error}"
     );
     assert!(

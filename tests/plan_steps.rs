@@ -472,3 +472,21 @@ fn step_ids_are_unique_and_stable() {
         "cog-files"
     ]));
 }
+
+#[test]
+fn secret_mounts_without_a_secret_flag_warn() {
+    let yaml = "build:\n  python_version: \"3.12\"\n  run:\n    - command: echo x\n      mounts: [{type: secret, id: tok, target: /run/tok}]\n    - command: echo y\n      mounts: [{type: secret, id: given, target: /run/given}]\npredict: predict.py:Predictor\n";
+    let (dir, loaded) = project(yaml, &[]);
+    let options = PlanOptions {
+        secrets: vec![plan::SecretSpec::parse("id=given,env=GIVEN", dir.path()).unwrap()],
+        ..no_cog_base()
+    };
+    let plan = plan::plan_offline(&loaded, &options).unwrap();
+    let secret_warnings: Vec<&String> = plan
+        .warnings
+        .iter()
+        .filter(|w| w.contains("mounts secret"))
+        .collect();
+    assert_eq!(secret_warnings.len(), 1, "{:?}", plan.warnings);
+    assert!(secret_warnings[0].contains("run-1 mounts secret \"tok\" at /run/tok"));
+}

@@ -335,6 +335,15 @@ fn is_cuda_13_or_newer(cuda: &str) -> bool {
     major.is_some_and(|m| m >= 13)
 }
 
+/// [`plan`] for `cogpack plan`: every cog-base candidate is assumed to exist.
+pub fn plan_offline(project: &Project, options: &PlanOptions) -> Result<BuildPlan, PlanError> {
+    plan(
+        project,
+        options,
+        &crate::config::base::AssumeCandidatesExist,
+    )
+}
+
 /// Computes the plan of a loaded project without network access: selects the
 /// base (existence answered by `exists`; [`AssumeCandidatesExist`] offline),
 /// picks the cog runtime wheels, rewrites the requirements and lays out the steps.
@@ -427,6 +436,7 @@ pub fn plan_with_inputs(
     }
     steps.extend(run_steps(&build)?);
     steps.extend(tail_steps(&context));
+    warnings.extend(unprovided_secret_warnings(&steps, &options.secrets));
     let image = image_config(&context, &steps);
     Ok(BuildPlan {
         project_dir: project.dir.clone(),
@@ -438,6 +448,26 @@ pub fn plan_with_inputs(
         secrets: options.secrets.clone(),
         warnings,
     })
+}
+
+/// Warns about secret mounts whose id no `--secret` flag provides (BuildKit
+/// then mounts nothing and the command usually fails later).
+fn unprovided_secret_warnings(steps: &[Step], secrets: &[SecretSpec]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for step in steps {
+        let StepKind::RunCommand { mounts, .. } = &step.kind else {
+            continue;
+        };
+        for mount in mounts.iter().filter(|m| m.kind == "secret") {
+            if !secrets.iter().any(|s| s.id == mount.id) {
+                warnings.push(format!(
+                    "build.run step {} mounts secret \"{}\" at {} but no --secret id={},src=<file> was given; the file will be missing during that step",
+                    step.id, mount.id, mount.target, mount.id
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// Builds a step with its native support derived from its kind and the base path.
@@ -947,8 +977,7 @@ fn effective_concurrency(context: &Context) -> Option<i64> {
     context
         .project
         .config
-        .concurrency_max
-        .or(context.options.decorator_concurrency)
+        .effective_concurrency(context.options.decorator_concurrency)
 }
 
 /// The files the bundle step adds: the schema when there is a predictor or

@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-pub use render::{SYNTAX_LINE, render_bundle_dockerfile, render_dockerfile};
+pub use render::{
+    SYNTAX_LINE, render_bundle_dockerfile, render_bundle_dockerfile_for, render_dockerfile,
+};
 pub use stage::{BUILD_DIR, DOCKERFILE_DIR, stage_build_dir};
 
 use crate::plan::BuildPlan;
@@ -53,7 +55,9 @@ pub enum DockerError {
 /// resolved base labels); the CLI computes them before calling [`build`].
 #[derive(Debug, Clone, Default)]
 pub struct BundleInputs {
-    /// `/src/.cog/openapi_schema.json` bytes (also the `run.cog.openapi_schema` label).
+    /// `/src/.cog/openapi_schema.json` bytes (also the `run.cog.openapi_schema`
+    /// label); `None` skips the file and leaves the label empty, like cog's
+    /// `--skip-schema-validation`.
     pub openapi_schema: Option<Vec<u8>>,
     /// `/src/.cog/weights.json` bytes.
     pub weights_json: Option<Vec<u8>>,
@@ -322,8 +326,9 @@ fn run_builds(
         None
     };
     let labels = final_labels(plan, bundle, freeze);
+    let names: Vec<&str> = staged.bundle_files.iter().map(String::as_str).collect();
     let bundle_dockerfile =
-        staged.write_bundle_dockerfile(&render_bundle_dockerfile(plan, &main_image))?;
+        staged.write_bundle_dockerfile(&render_bundle_dockerfile_for(&main_image, &names))?;
     let args = bundle_build_args(options, &labels, &bundle_dockerfile, &staged.build_dir);
     run_docker(&options.program, &args)?;
     if main_image != options.image_name {

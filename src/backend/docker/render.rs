@@ -33,9 +33,17 @@ pub fn render_dockerfile(plan: &BuildPlan) -> String {
 /// then one `COPY --from=cog_build <file> .cog/` per `/src/.cog` file; every
 /// line ends with `\n`.
 pub fn render_bundle_dockerfile(plan: &BuildPlan, main_image: &str) -> String {
+    let names: Vec<&str> = plan.cog_files().iter().map(|f| f.name.as_str()).collect();
+    render_bundle_dockerfile_for(main_image, &names)
+}
+
+/// The bundle Dockerfile for an explicit list of `.cog/build/` file names
+/// (cog copies only the files that exist, e.g. no schema with
+/// `--skip-schema-validation`).
+pub fn render_bundle_dockerfile_for(main_image: &str, file_names: &[&str]) -> String {
     let mut out = format!("FROM {main_image}\n");
-    for file in plan.cog_files() {
-        out.push_str(&format!("COPY --from=cog_build {} .cog/\n", file.name));
+    for name in file_names {
+        out.push_str(&format!("COPY --from=cog_build {name} .cog/\n"));
     }
     out
 }

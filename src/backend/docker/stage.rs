@@ -25,6 +25,8 @@ pub struct StagedBuild {
     pub dockerfile: PathBuf,
     /// Absolute `.cog/bundle/`.
     pub bundle_dir: PathBuf,
+    /// Names of the `/src/.cog` files staged for the bundle build.
+    pub bundle_files: Vec<String>,
     dockerfile_dir: PathBuf,
 }
 
@@ -149,7 +151,7 @@ pub fn stage_build_dir(
     }
     create_dir(&build_dir)?;
     stage_step_files(plan, &project_root, &build_dir)?;
-    stage_bundle_files(plan, bundle, &project_root, &build_dir)?;
+    let bundle_files = stage_bundle_files(plan, bundle, &project_root, &build_dir)?;
     let dockerfile = dockerfile_dir.join("Dockerfile");
     write_atomic(&dockerfile, render_dockerfile(plan).as_bytes())?;
     write_atomic(
@@ -160,6 +162,7 @@ pub fn stage_build_dir(
         build_dir,
         dockerfile,
         bundle_dir,
+        bundle_files,
         dockerfile_dir,
     })
 }
@@ -202,16 +205,22 @@ fn stage_step_files(
     Ok(())
 }
 
-/// `/src/.cog` files for the bundle build, plus the `.cog/` root copies cog keeps.
+/// `/src/.cog` files for the bundle build, plus the `.cog/` root copies cog
+/// keeps; returns the names staged. A missing schema is skipped (cog's
+/// `--skip-schema-validation`); a missing weights manifest is an error.
 fn stage_bundle_files(
     plan: &BuildPlan,
     bundle: &BundleInputs,
     project_root: &Path,
     build_dir: &Path,
-) -> Result<(), DockerError> {
+) -> Result<Vec<String>, DockerError> {
+    let mut staged = Vec::new();
     for file in plan.cog_files() {
         let bytes = match file.name.as_str() {
-            "openapi_schema.json" => bundle.openapi_schema.as_deref(),
+            "openapi_schema.json" => match bundle.openapi_schema.as_deref() {
+                Some(bytes) => Some(bytes),
+                None => continue,
+            },
             "weights.json" => bundle.weights_json.as_deref(),
             _ => None,
         };
@@ -226,6 +235,7 @@ fn stage_bundle_files(
         };
         write_atomic(&build_dir.join(&file.name), bytes)?;
         write_atomic(&project_root.join(".cog").join(&file.name), bytes)?;
+        staged.push(file.name.clone());
     }
-    Ok(())
+    Ok(staged)
 }
