@@ -576,6 +576,8 @@ fn base_steps(context: &Context, build: &crate::config::Build) -> Vec<Step> {
         format!("uv and uvx binaries from {}", step::UV_IMAGE),
         StepKind::Uv {
             image: step::UV_IMAGE.to_string(),
+            files: vec!["/uv".to_string(), "/uvx".to_string()],
+            destination: "/usr/local/bin/".to_string(),
             env: vec![EnvVar::new("UV_SYSTEM_PYTHON", "true")],
         },
     ));
@@ -647,6 +649,11 @@ fn tini_step(context: &Context) -> Step {
         format!("tini {} at /sbin/tini as init", step::TINI_VERSION),
         StepKind::Tini {
             version: step::TINI_VERSION.to_string(),
+            url: format!(
+                "https://github.com/krallin/tini/releases/download/{}/tini-amd64",
+                step::TINI_VERSION
+            ),
+            path: "/sbin/tini".to_string(),
             entrypoint: vec!["/sbin/tini".to_string(), "--".to_string()],
         },
     )

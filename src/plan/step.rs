@@ -193,6 +193,10 @@ pub enum StepKind {
     Tini {
         /// tini release.
         version: String,
+        /// Download URL of the linux/amd64 binary cog's Dockerfile fetches.
+        url: String,
+        /// Where the binary goes (mode 0755).
+        path: String,
         /// The entrypoint it sets.
         entrypoint: Vec<String>,
     },
@@ -217,6 +221,10 @@ pub enum StepKind {
     Uv {
         /// Image the binaries come from.
         image: String,
+        /// Files copied out of that image.
+        files: Vec<String>,
+        /// Directory they are copied into.
+        destination: String,
         /// The variables set.
         env: Vec<EnvVar>,
     },

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 pub use render::{
     SYNTAX_LINE, render_bundle_dockerfile, render_bundle_dockerfile_for, render_dockerfile,
+    step_instructions,
 };
 pub use stage::{BUILD_DIR, DOCKERFILE_DIR, stage_build_dir};
 

@@ -48,8 +48,13 @@ pub fn render_bundle_dockerfile_for(main_image: &str, file_names: &[&str]) -> St
     out
 }
 
-/// The Dockerfile lines of one step (may contain embedded newlines for
-/// cog's multi-line `RUN`s).
+/// The Dockerfile instructions of one step, as cog writes them (an entry may
+/// hold embedded newlines for cog's multi-line `RUN`s). Also usable as image
+/// history `created_by` text. The bundle step has none (see [`render_bundle_dockerfile`]).
+pub fn step_instructions(step: &Step) -> Vec<String> {
+    step_lines(step)
+}
+
 fn step_lines(step: &Step) -> Vec<String> {
     match &step.kind {
         StepKind::Preamble { env } => env
