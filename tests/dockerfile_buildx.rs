@@ -355,7 +355,9 @@ fn plain_image_names_are_built_in_place_without_removal() {
     let commands: Vec<String> = calls.iter().map(|c| args_of(c)[0].clone()).collect();
     assert_eq!(commands, vec!["info", "buildx", "buildx"]);
     let main = args_of(&calls[1]);
+    assert!(!main.iter().any(|a| a == "--load"), "{main:?}");
     for expected in [
+        "type=docker,rewrite-timestamp=true",
         "--no-cache",
         "--progress",
         "plain",

@@ -77,7 +77,9 @@ pub struct DockerBuildOptions {
     pub no_cache: bool,
     /// `--progress` value, if given.
     pub progress: Option<String>,
-    /// `SOURCE_DATE_EPOCH` build arg (cog's hidden `--timestamp`), if given.
+    /// cog's hidden `--timestamp`: build arg `SOURCE_DATE_EPOCH` and the
+    /// exporter's `rewrite-timestamp=true` (replaces `--load` by the equivalent
+    /// `--output type=docker,...`).
     pub source_date_epoch: Option<i64>,
     /// Collect `pip freeze` from the built image for the `run.cog.pip_freeze` label.
     pub pip_freeze_label: bool,
@@ -204,8 +206,14 @@ fn common_build_args(options: &DockerBuildOptions, build_dir: &Path) -> Vec<Stri
         "linux/amd64".into(),
         "--build-context".into(),
         format!("cog_build={}", build_dir.display()),
-        "--load".into(),
     ];
+    match options.source_date_epoch {
+        Some(_) => {
+            args.push("--output".into());
+            args.push("type=docker,rewrite-timestamp=true".into());
+        }
+        None => args.push("--load".into()),
+    }
     if options.no_cache {
         args.push("--no-cache".into());
     }
