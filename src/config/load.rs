@@ -98,10 +98,19 @@ pub fn load(project_dir: &Path, file_name: &str) -> Result<Project, ConfigError>
 pub fn load_str(project_dir: &Path, file_name: &str, text: &str) -> Result<Project, ConfigError> {
     let path = project_dir.join(file_name);
     let raw = parse::parse_raw(text).map_err(|e| {
+        let field = e
+            .line
+            .and_then(|line| parse::parse_key_tree(text)?.field_at_line(line))
+            .unwrap_or_default();
+        let hint = if field.is_empty() {
+            "fix the YAML syntax at that line (see the cog.yaml reference)".to_string()
+        } else {
+            format!("check the value of `{field}`: its type must match the cog.yaml reference (e.g. strings in quotes, lists as `- item`)")
+        };
         let mut problem = Problem::new(
-            "",
+            &field,
             format!("failed to parse {file_name}: invalid YAML: {}", e.message),
-            "fix the YAML syntax or the value's type at that line (see the cog.yaml reference)",
+            hint,
         );
         problem.line = e.line;
         ConfigError::single(&path, problem)

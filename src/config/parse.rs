@@ -294,6 +294,46 @@ impl KeyTree {
     }
 }
 
+impl KeyTree {
+    /// The dotted path of the last key (in document order) written on or
+    /// before `line`: the field a parse error at that line is about.
+    pub(crate) fn field_at_line(&self, line: usize) -> Option<String> {
+        let mut best: Option<(usize, String)> = None;
+        self.collect_fields(line, "", &mut best);
+        best.map(|(_, path)| path)
+    }
+
+    fn collect_fields(&self, line: usize, path: &str, best: &mut Option<(usize, String)>) {
+        match self {
+            KeyTree::Map(entries) => {
+                for (key, key_line, value) in entries {
+                    if *key_line > line {
+                        continue;
+                    }
+                    let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    if best.as_ref().is_none_or(|(l, _)| *key_line >= *l) {
+                        *best = Some((*key_line, here.clone()));
+                    }
+                    value.collect_fields(line, &here, best);
+                }
+            }
+            KeyTree::Seq(items) => {
+                for (index, (item_line, value)) in items.iter().enumerate() {
+                    if *item_line > line {
+                        continue;
+                    }
+                    let here = format!("{path}[{index}]");
+                    if best.as_ref().is_none_or(|(l, _)| *item_line > *l) {
+                        *best = Some((*item_line, here.clone()));
+                    }
+                    value.collect_fields(line, &here, best);
+                }
+            }
+            KeyTree::Scalar => {}
+        }
+    }
+}
+
 fn split_indices(segment: &str) -> (&str, Vec<usize>) {
     let mut parts = segment.split('[');
     let key = parts.next().unwrap_or("");
