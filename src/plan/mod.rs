@@ -8,6 +8,7 @@
 //! front, listing every step it cannot produce.
 
 pub mod ca_cert;
+pub mod git;
 pub mod image;
 mod render;
 pub mod secrets;
