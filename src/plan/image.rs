@@ -58,6 +58,19 @@ impl ImageConfig {
             .collect()
     }
 
+    /// The assignments with repeated keys merged (first position, last value),
+    /// values unexpanded; for display.
+    pub fn collapsed_env(&self) -> Vec<EnvVar> {
+        let mut out: Vec<EnvVar> = Vec::new();
+        for var in &self.env {
+            match out.iter_mut().find(|v| v.key == var.key) {
+                Some(slot) => slot.value = var.value.clone(),
+                None => out.push(var.clone()),
+            }
+        }
+        out
+    }
+
     /// The image's `Env` as Docker computes it: the base env, then each
     /// assignment expanded against the env at that point; a key set again keeps
     /// its first position. Returns `KEY=VALUE` strings.
@@ -186,6 +199,19 @@ mod tests {
         assert_eq!(
             config.final_env(&["PATH=/bin".to_string()]),
             vec!["PATH=/usr/local/bin:/bin", "CFLAGS=", "A=1"]
+        );
+        let collapsed: Vec<(String, String)> = config
+            .collapsed_env()
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect();
+        assert_eq!(
+            collapsed,
+            vec![
+                ("CFLAGS".to_string(), String::new()),
+                ("PATH".to_string(), "\"/usr/local/bin:$PATH\"".to_string()),
+                ("A".to_string(), "1".to_string()),
+            ]
         );
     }
 }

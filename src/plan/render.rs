@@ -85,9 +85,20 @@ fn write_image(plan: &BuildPlan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "  cmd:        {:?}", image.cmd)?;
     writeln!(f, "  workdir:    {}", image.working_dir)?;
     writeln!(f, "  exposed:    {}", image.exposed_ports.join(", "))?;
-    writeln!(f, "  env (after the base image's):")?;
-    for var in &image.env {
-        writeln!(f, "    {}={}", var.key, var.value)?;
+    match &plan.base.facts {
+        Some(facts) => {
+            let base_env: Vec<String> = facts.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(f, "  env (base env from the catalog, then the steps'):")?;
+            for entry in image.final_env(&base_env) {
+                writeln!(f, "    {entry}")?;
+            }
+        }
+        None => {
+            writeln!(f, "  env (added to the base image's):")?;
+            for var in image.collapsed_env() {
+                writeln!(f, "    {}={}", var.key, var.value)?;
+            }
+        }
     }
     writeln!(f, "  labels:")?;
     for (key, value) in &image.labels {
