@@ -490,3 +490,20 @@ fn secret_mounts_without_a_secret_flag_warn() {
     assert_eq!(secret_warnings.len(), 1, "{:?}", plan.warnings);
     assert!(secret_warnings[0].contains("run-1 mounts secret \"tok\" at /run/tok"));
 }
+
+#[test]
+fn explicit_base_flags_are_mutually_exclusive() {
+    let (_dir, loaded) = project(CPU, &[]);
+    let options = PlanOptions {
+        use_cog_base_image: Some(true),
+        use_cuda_base_image: Some(false),
+        ..PlanOptions::default()
+    };
+    let error = plan::plan_offline(&loaded, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("The flags --use-cog-base-image and --use-cuda-base-image are mutually exclusive: you can only set one of them."),
+        "{error}"
+    );
+}

@@ -69,6 +69,9 @@ pub enum PlanError {
     /// Cog SDK / coglet wheel selection failed.
     #[error("{0}")]
     Wheel(String),
+    /// Mutually exclusive flags were both given (cog's message).
+    #[error("{0}\nhint: keep only one of the flags")]
+    Flags(String),
     /// `COG_CA_CERT` is unusable.
     #[error("{0}")]
     CaCert(String),
@@ -360,6 +363,7 @@ pub fn plan(
         use_cog_base_image: options.use_cog_base_image,
         use_cuda_base_image: options.use_cuda_base_image,
     };
+    flags.check_exclusive(false).map_err(PlanError::Flags)?;
     let selection = base::select_base(project, &flags, &options.registry_host, exists)?;
     let runtime = wheels::select_runtime(&wheel_inputs(project, options))?;
     let managed = crate::config::requirements::ManagedSources {
