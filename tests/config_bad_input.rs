@@ -3,7 +3,7 @@
 //! requirements text through the whole load → rewrite → base-selection path.
 
 use cogpack::config::base::{self, AssumeCandidatesExist, BaseFlags};
-use cogpack::config::{self, requirements, ConfigError};
+use cogpack::config::{self, ConfigError, requirements};
 use std::path::Path;
 use tempfile::TempDir;
 
@@ -23,7 +23,11 @@ fn one_error(yaml: &str, files: &[(&str, &[u8])]) -> (TempDir, ConfigError) {
     all.extend_from_slice(files);
     let dir = project(yaml.as_bytes(), &all);
     let error = config::load(dir.path(), "cog.yaml").expect_err("must fail");
-    assert_eq!(error.problems.len(), 1, "exactly one problem for {yaml:?}: {error}");
+    assert_eq!(
+        error.problems.len(),
+        1,
+        "exactly one problem for {yaml:?}: {error}"
+    );
     assert_eq!(error.file, dir.path().join("cog.yaml"));
     let shown = error.to_string();
     assert!(shown.contains("cog.yaml"), "{shown}");
@@ -37,29 +41,63 @@ const PY: &str = "build:\n  python_version: \"3.12\"\n";
 fn malformed_yaml() {
     let (_d, e) = one_error("build: [\n  python_version: \"3.12\"\n", &[]);
     let p = &e.problems[0];
-    assert!(p.message.starts_with("failed to parse cog.yaml: invalid YAML: "), "{}", p.message);
+    assert!(
+        p.message
+            .starts_with("failed to parse cog.yaml: invalid YAML: "),
+        "{}",
+        p.message
+    );
     assert!(p.line.is_some());
     let (_d, e) = one_error("build:\n\tpython_version: \"3.12\"\n", &[]);
     assert_eq!(e.problems[0].line, Some(2));
     let (_d, e) = one_error("- just\n- a list\n", &[]);
-    assert!(e.problems[0].message.starts_with("failed to parse cog.yaml: invalid YAML: "));
+    assert!(
+        e.problems[0]
+            .message
+            .starts_with("failed to parse cog.yaml: invalid YAML: ")
+    );
 }
 
 #[test]
 fn wrong_types_name_the_field_and_line() {
     let cases = [
         ("build:\n  python_version: [3]\n", "build.python_version", 2),
-        ("build:\n  python_version: \"3.12\"\n  system_packages: ffmpeg\n", "build.system_packages", 3),
-        ("build:\n  python_version: \"3.12\"\nconcurrency:\n  max: many\n", "concurrency.max", 4),
-        ("build:\n  python_version: \"3.12\"\n  run:\n    - echo ok\n    - 5\n", "build.run[1]", 5),
-        ("build:\n  python_version: \"3.12\"\nenvironment: A=1\n", "environment", 3),
-        ("build:\n  python_version: \"3.12\"\n  gpu: sometimes\n", "build.gpu", 3),
+        (
+            "build:\n  python_version: \"3.12\"\n  system_packages: ffmpeg\n",
+            "build.system_packages",
+            3,
+        ),
+        (
+            "build:\n  python_version: \"3.12\"\nconcurrency:\n  max: many\n",
+            "concurrency.max",
+            4,
+        ),
+        (
+            "build:\n  python_version: \"3.12\"\n  run:\n    - echo ok\n    - 5\n",
+            "build.run[1]",
+            5,
+        ),
+        (
+            "build:\n  python_version: \"3.12\"\nenvironment: A=1\n",
+            "environment",
+            3,
+        ),
+        (
+            "build:\n  python_version: \"3.12\"\n  gpu: sometimes\n",
+            "build.gpu",
+            3,
+        ),
         ("build: 3\n", "build", 1),
     ];
     for (yaml, field, line) in cases {
         let (_d, e) = one_error(yaml, &[]);
         let p = &e.problems[0];
-        assert!(p.message.starts_with("failed to parse cog.yaml: invalid YAML: "), "{yaml:?}: {}", p.message);
+        assert!(
+            p.message
+                .starts_with("failed to parse cog.yaml: invalid YAML: "),
+            "{yaml:?}: {}",
+            p.message
+        );
         assert_eq!(p.field, field, "{yaml:?}");
         assert_eq!(p.line, Some(line), "{yaml:?}");
         assert!(p.hint.contains(field), "{yaml:?}: {}", p.hint);
@@ -68,17 +106,30 @@ fn wrong_types_name_the_field_and_line() {
 
 #[test]
 fn duplicate_yaml_keys() {
-    let (_d, e) = one_error("build:\n  python_version: \"3.12\"\n  python_version: \"3.11\"\n", &[]);
-    assert!(e.problems[0].message.contains("duplicate"), "{}", e.problems[0].message);
+    let (_d, e) = one_error(
+        "build:\n  python_version: \"3.12\"\n  python_version: \"3.11\"\n",
+        &[],
+    );
+    assert!(
+        e.problems[0].message.contains("duplicate"),
+        "{}",
+        e.problems[0].message
+    );
     assert_eq!(e.problems[0].line, Some(3));
 }
 
 #[test]
 fn missing_predictor_file() {
-    let dir = project(b"build:\n  python_version: \"3.12\"\npredict: predict.py:Predictor\n", &[]);
+    let dir = project(
+        b"build:\n  python_version: \"3.12\"\npredict: predict.py:Predictor\n",
+        &[],
+    );
     let e = config::load(dir.path(), "cog.yaml").expect_err("no predict.py");
     assert_eq!(e.problems.len(), 1);
-    assert_eq!(e.problems[0].message, "invalid predict \"predict.py:Predictor\": predictor file \"predict.py\" does not exist in the project directory");
+    assert_eq!(
+        e.problems[0].message,
+        "invalid predict \"predict.py:Predictor\": predictor file \"predict.py\" does not exist in the project directory"
+    );
     assert_eq!(e.problems[0].field, "predict");
     assert_eq!(e.problems[0].line, Some(3));
 }
@@ -87,37 +138,67 @@ fn missing_predictor_file() {
 fn missing_config_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let e = config::load(dir.path(), "cog.yaml").expect_err("absent");
-    assert!(e.problems[0].message.starts_with("failed to read cog.yaml: "), "{}", e.problems[0].message);
+    assert!(
+        e.problems[0]
+            .message
+            .starts_with("failed to read cog.yaml: "),
+        "{}",
+        e.problems[0].message
+    );
     let dir = project(b"build:\n  python_version: \"3.12\"\xff\n", &[]);
     let e = config::load(dir.path(), "cog.yaml").expect_err("not utf-8");
-    assert!(e.problems[0].message.contains("not UTF-8"), "{}", e.problems[0].message);
+    assert!(
+        e.problems[0].message.contains("not UTF-8"),
+        "{}",
+        e.problems[0].message
+    );
 }
 
 #[test]
 fn local_artifact_outside_project() {
     let outside = tempfile::tempdir().expect("outside");
     std::fs::write(outside.path().join("pkg-1.0-py3-none-any.whl"), b"PK").expect("write");
-    let rel = format!("../{}/pkg-1.0-py3-none-any.whl", outside.path().file_name().expect("name").to_string_lossy());
+    let rel = format!(
+        "../{}/pkg-1.0-py3-none-any.whl",
+        outside.path().file_name().expect("name").to_string_lossy()
+    );
     let yaml = format!("{PY}  python_requirements: requirements.txt\n");
-    let (_d, e) = one_error(&yaml, &[("requirements.txt", format!("{rel}\n").as_bytes())]);
-    assert_eq!(e.problems[0].message, format!("local Python package artifact \"{rel}\" must be inside the project directory"));
+    let (_d, e) = one_error(
+        &yaml,
+        &[("requirements.txt", format!("{rel}\n").as_bytes())],
+    );
+    assert_eq!(
+        e.problems[0].message,
+        format!("local Python package artifact \"{rel}\" must be inside the project directory")
+    );
     assert_eq!(e.problems[0].field, "build.python_requirements");
     assert_eq!(e.problems[0].line, Some(3));
 }
 
 #[test]
 fn duplicate_environment_keys() {
-    let (_d, e) = one_error(&format!("{PY}environment:\n  - TOKEN=a\n  - TOKEN=b\n"), &[]);
-    assert_eq!(e.problems[0].message, "invalid environment: environment variable \"TOKEN\" is already defined");
+    let (_d, e) = one_error(
+        &format!("{PY}environment:\n  - TOKEN=a\n  - TOKEN=b\n"),
+        &[],
+    );
+    assert_eq!(
+        e.problems[0].message,
+        "invalid environment: environment variable \"TOKEN\" is already defined"
+    );
     assert_eq!(e.problems[0].field, "environment");
     assert_eq!(e.problems[0].line, Some(3));
 }
 
 #[test]
 fn invalid_weight_target() {
-    let yaml = format!("{PY}model: r8.im/me/m\nweights:\n  - name: base\n    target: weights\n    source:\n      uri: weights/\n");
+    let yaml = format!(
+        "{PY}model: r8.im/me/m\nweights:\n  - name: base\n    target: weights\n    source:\n      uri: weights/\n"
+    );
     let (_d, e) = one_error(&yaml, &[]);
-    assert_eq!(e.problems[0].message, "invalid weights[0].target \"weights\": target must be an absolute path");
+    assert_eq!(
+        e.problems[0].message,
+        "invalid weights[0].target \"weights\": target must be an absolute path"
+    );
     assert_eq!(e.problems[0].field, "weights[0].target");
     assert_eq!(e.problems[0].line, Some(6));
 }
@@ -148,11 +229,60 @@ const SEEDS: &[&str] = &[
 ];
 
 const TOKENS: &[&str] = &[
-    ":", ": ", "- ", "[", "]", "{", "}", "\n", "  ", "\t", "\"", "'", "&a ", "*a", "<<: *a\n", "!!binary ", "!!str ",
-    "3.10", "3.9", "2.7.1", "12.4", "13.0", "true", "null", "~", "-1", "99999999999999999999", "build", "gpu",
-    "python_version", "python_requirements", "cuda", "cudnn", "run", "predict", "weights", "target", "source",
-    "uri", "environment", "PATH=x", "torch==2.0.1+cu118", "tensorflow==2.12.0", "../", "./x.whl", "#", "\\", "é", "\u{2028}",
-    "---\n", "...\n", "? ", "|\n  ", ">-\n  ",
+    ":",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\n",
+    "  ",
+    "\t",
+    "\"",
+    "'",
+    "&a ",
+    "*a",
+    "<<: *a\n",
+    "!!binary ",
+    "!!str ",
+    "3.10",
+    "3.9",
+    "2.7.1",
+    "12.4",
+    "13.0",
+    "true",
+    "null",
+    "~",
+    "-1",
+    "99999999999999999999",
+    "build",
+    "gpu",
+    "python_version",
+    "python_requirements",
+    "cuda",
+    "cudnn",
+    "run",
+    "predict",
+    "weights",
+    "target",
+    "source",
+    "uri",
+    "environment",
+    "PATH=x",
+    "torch==2.0.1+cu118",
+    "tensorflow==2.12.0",
+    "../",
+    "./x.whl",
+    "#",
+    "\\",
+    "é",
+    "\u{2028}",
+    "---\n",
+    "...\n",
+    "? ",
+    "|\n  ",
+    ">-\n  ",
 ];
 
 fn mutate(rng: &mut Rng, seed: &str) -> String {
@@ -185,9 +315,15 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 fn check_project_path(dir: &Path, yaml: &str) {
     match config::load_str(dir, "cog.yaml", yaml) {
         Err(e) => {
-            assert!(!e.problems.is_empty(), "error without problems for {yaml:?}");
+            assert!(
+                !e.problems.is_empty(),
+                "error without problems for {yaml:?}"
+            );
             for p in &e.problems {
-                assert!(!p.message.is_empty() && !p.hint.is_empty(), "{yaml:?}: {p:?}");
+                assert!(
+                    !p.message.is_empty() && !p.hint.is_empty(),
+                    "{yaml:?}: {p:?}"
+                );
             }
             assert!(!e.to_string().is_empty());
         }
@@ -196,22 +332,33 @@ fn check_project_path(dir: &Path, yaml: &str) {
             serde_json::from_str::<serde_json::Value>(&label)
                 .unwrap_or_else(|err| panic!("label {label:?} from {yaml:?} is not JSON: {err}"));
             let _ = requirements::rewrite(&project);
-            let _ = base::select_base(&project, &BaseFlags::default(), "r8.im", &AssumeCandidatesExist);
+            let _ = base::select_base(
+                &project,
+                &BaseFlags::default(),
+                "r8.im",
+                &AssumeCandidatesExist,
+            );
         }
     }
 }
 
 #[test]
 fn randomized_cog_yaml_never_panics() {
-    let dir = project(b"", &[
-        ("predict.py", b""),
-        ("train.py", b""),
-        ("requirements.txt", b"torch==2.0.1\n./x.whl\ncog\n"),
-        ("x.whl", b"PK"),
-        ("weights/a.bin", b"w"),
-    ]);
+    let dir = project(
+        b"",
+        &[
+            ("predict.py", b""),
+            ("train.py", b""),
+            ("requirements.txt", b"torch==2.0.1\n./x.whl\ncog\n"),
+            ("x.whl", b"PK"),
+            ("weights/a.bin", b"w"),
+        ],
+    );
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let iterations = std::env::var("COGPACK_FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let iterations = std::env::var("COGPACK_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     for i in 0..iterations {
         let seed = SEEDS[i % SEEDS.len()];
         let yaml = mutate(&mut rng, seed);

@@ -14,7 +14,8 @@ fn load(yaml: &str) -> config::Project {
 
 #[test]
 fn spec_example() {
-    let p = load("build:\n  gpu: true\n  python_version: \"3.12\"\npredict: predict.py:Predictor\n");
+    let p =
+        load("build:\n  gpu: true\n  python_version: \"3.12\"\npredict: predict.py:Predictor\n");
     assert_eq!(
         p.config.effective_json(None),
         r#"{"build":{"gpu":true,"python_version":"3.12","cuda":"11.8","cudnn":"8"},"predict":"predict.py:Predictor"}"#
@@ -74,35 +75,77 @@ build:
 #[test]
 fn decorator_concurrency_fills_in_when_yaml_has_none() {
     let p = load("build:\n  python_version: \"3.12\"\nrun: predict.py:Predictor\n");
-    assert_eq!(p.config.effective_json(Some(4)), r#"{"build":{"python_version":"3.12"},"predict":"predict.py:Predictor","concurrency":{"max":4}}"#);
-    assert_eq!(p.config.effective_json(None), r#"{"build":{"python_version":"3.12"},"predict":"predict.py:Predictor"}"#);
-    let p = load("build:\n  python_version: \"3.12\"\nrun: predict.py:Predictor\nconcurrency:\n  max: 2\n");
+    assert_eq!(
+        p.config.effective_json(Some(4)),
+        r#"{"build":{"python_version":"3.12"},"predict":"predict.py:Predictor","concurrency":{"max":4}}"#
+    );
+    assert_eq!(
+        p.config.effective_json(None),
+        r#"{"build":{"python_version":"3.12"},"predict":"predict.py:Predictor"}"#
+    );
+    let p = load(
+        "build:\n  python_version: \"3.12\"\nrun: predict.py:Predictor\nconcurrency:\n  max: 2\n",
+    );
     assert_eq!(p.config.effective_concurrency(Some(8)), Some(2));
-    assert!(p.config.effective_json(Some(8)).ends_with(r#""concurrency":{"max":2}}"#));
+    assert!(
+        p.config
+            .effective_json(Some(8))
+            .ends_with(r#""concurrency":{"max":2}}"#)
+    );
 }
 
 #[test]
 fn empty_config_has_an_empty_build() {
     assert_eq!(Config::default().effective_json(None), r#"{"build":{}}"#);
     let p = load("image: r8.im/me/thing\n");
-    assert_eq!(p.config.effective_json(None), r#"{"build":{},"image":"r8.im/me/thing"}"#);
+    assert_eq!(
+        p.config.effective_json(None),
+        r#"{"build":{},"image":"r8.im/me/thing"}"#
+    );
 }
 
 #[test]
 fn go_string_escaping() {
-    assert_eq!(config::go_json_string("<a & b>"), r#""\u003ca \u0026 b\u003e""#);
-    assert_eq!(config::go_json_string("line\u{2028}sep\u{2029}"), r#""line\u2028sep\u2029""#);
-    assert_eq!(config::go_json_string("\u{1}\u{8}\u{c}\r\n\t\"\\é"), "\"\\u0001\\b\\f\\r\\n\\t\\\"\\\\é\"");
+    assert_eq!(
+        config::go_json_string("<a & b>"),
+        r#""\u003ca \u0026 b\u003e""#
+    );
+    assert_eq!(
+        config::go_json_string("line\u{2028}sep\u{2029}"),
+        r#""line\u2028sep\u2029""#
+    );
+    assert_eq!(
+        config::go_json_string("\u{1}\u{8}\u{c}\r\n\t\"\\é"),
+        "\"\\u0001\\b\\f\\r\\n\\t\\\"\\\\é\""
+    );
 }
 
 #[test]
 fn default_image_names() {
-    assert_eq!(config::default_image_name(Path::new("/home/me/My Model")), "cog-my-model");
-    assert_eq!(config::default_image_name(Path::new("/x/cog-hello")), "cog-hello");
-    assert_eq!(config::default_image_name(Path::new("/x/Hello_World.v2")), "cog-helloworldv2");
+    assert_eq!(
+        config::default_image_name(Path::new("/home/me/My Model")),
+        "cog-my-model"
+    );
+    assert_eq!(
+        config::default_image_name(Path::new("/x/cog-hello")),
+        "cog-hello"
+    );
+    assert_eq!(
+        config::default_image_name(Path::new("/x/Hello_World.v2")),
+        "cog-helloworldv2"
+    );
     let long = format!("/x/{}", "a".repeat(40));
-    assert_eq!(config::default_image_name(Path::new(&long)), format!("cog-{}", "a".repeat(26)));
+    assert_eq!(
+        config::default_image_name(Path::new(&long)),
+        format!("cog-{}", "a".repeat(26))
+    );
     let long_cog = format!("/x/cog-{}", "b".repeat(40));
-    assert_eq!(config::default_image_name(Path::new(&long_cog)), format!("cog-{}", "b".repeat(22)));
-    assert_eq!(config::default_image_name(Path::new("/x/ünïcode")), "cog-ncode");
+    assert_eq!(
+        config::default_image_name(Path::new(&long_cog)),
+        format!("cog-{}", "b".repeat(22))
+    );
+    assert_eq!(
+        config::default_image_name(Path::new("/x/ünïcode")),
+        "cog-ncode"
+    );
 }

@@ -62,7 +62,9 @@ fn validation_rules_table() {
             name: "predict ref without .py:",
             yaml: "build:\n  python_version: \"3.12\"\npredict: predict.Predictor\n",
             files: &[],
-            errors: &["invalid predict \"predict.Predictor\": must be in the form 'predict.py:Predictor'"],
+            errors: &[
+                "invalid predict \"predict.Predictor\": must be in the form 'predict.py:Predictor'",
+            ],
         },
         Case {
             name: "train ref with two .py:",
@@ -83,31 +85,41 @@ fn validation_rules_table() {
             name: "python_version missing",
             yaml: "build:\n  gpu: false\n",
             files: &[],
-            errors: &["invalid build.python_version: python_version is required. Add it to the build section of your cog.yaml, e.g. `python_version: \"3.13\"`"],
+            errors: &[
+                "invalid build.python_version: python_version is required. Add it to the build section of your cog.yaml, e.g. `python_version: \"3.13\"`",
+            ],
         },
         Case {
             name: "python 3.9",
             yaml: "build:\n  python_version: \"3.9\"\n",
             files: &[],
-            errors: &["invalid build.python_version \"3.9\": minimum supported Python version is 3.10"],
+            errors: &[
+                "invalid build.python_version \"3.9\": minimum supported Python version is 3.10",
+            ],
         },
         Case {
             name: "python 3.8 unquoted",
             yaml: "build:\n  python_version: 3.8\n",
             files: &[],
-            errors: &["invalid build.python_version \"3.8\": minimum supported Python version is 3.10"],
+            errors: &[
+                "invalid build.python_version \"3.8\": minimum supported Python version is 3.10",
+            ],
         },
         Case {
             name: "python 2.7.18",
             yaml: "build:\n  python_version: \"2.7.18\"\n",
             files: &[],
-            errors: &["invalid build.python_version \"2.7.18\": minimum supported Python version is 3.10"],
+            errors: &[
+                "invalid build.python_version \"2.7.18\": minimum supported Python version is 3.10",
+            ],
         },
         Case {
             name: "python without minor",
             yaml: "build:\n  python_version: \"3\"\n",
             files: &[],
-            errors: &["invalid build.python_version \"3\": must include major and minor version (e.g., '3.11')"],
+            errors: &[
+                "invalid build.python_version \"3\": must include major and minor version (e.g., '3.11')",
+            ],
         },
         Case {
             name: "python major not a number",
@@ -125,19 +137,25 @@ fn validation_rules_table() {
             name: "python_packages and python_requirements",
             yaml: "build:\n  python_version: \"3.12\"\n  python_packages: [numpy]\n  python_requirements: requirements.txt\n",
             files: &[("requirements.txt", "numpy\n")],
-            errors: &["invalid build: only one of python_packages or python_requirements can be set, not both"],
+            errors: &[
+                "invalid build: only one of python_packages or python_requirements can be set, not both",
+            ],
         },
         Case {
             name: "requirements file missing",
             yaml: "build:\n  python_version: \"3.12\"\n  python_requirements: reqs/missing.txt\n",
             files: &[],
-            errors: &["invalid build.python_requirements \"reqs/missing.txt\": file does not exist"],
+            errors: &[
+                "invalid build.python_requirements \"reqs/missing.txt\": file does not exist",
+            ],
         },
         Case {
             name: "cuda without minor",
             yaml: "build:\n  python_version: \"3.12\"\n  gpu: true\n  cuda: \"12\"\n",
             files: &[],
-            errors: &["invalid build.cuda \"12\": must include both major and minor versions (e.g., '11.8')"],
+            errors: &[
+                "invalid build.cuda \"12\": must include both major and minor versions (e.g., '11.8')",
+            ],
         },
         Case {
             name: "cuda major not a number",
@@ -155,19 +173,25 @@ fn validation_rules_table() {
             name: "cudnn incompatible with cuda",
             yaml: "build:\n  python_version: \"3.12\"\n  gpu: true\n  cuda: \"11.8\"\n  cudnn: \"9\"\n",
             files: &[],
-            errors: &["CUDA 11.8 is incompatible with CuDNN 9: compatible CuDNN versions are: 8, 8, 8"],
+            errors: &[
+                "CUDA 11.8 is incompatible with CuDNN 9: compatible CuDNN versions are: 8, 8, 8",
+            ],
         },
         Case {
             name: "tensorflow needs another CUDA major",
             yaml: "build:\n  python_version: \"3.11\"\n  gpu: true\n  cuda: \"12.1\"\n  python_requirements: requirements.txt\n",
             files: &[("requirements.txt", "tensorflow==2.12.0\n")],
-            errors: &["TensorFlow 2.12.0 is incompatible with CUDA 12.1: TensorFlow 2.12.0 requires CUDA 11.8"],
+            errors: &[
+                "TensorFlow 2.12.0 is incompatible with CUDA 12.1: TensorFlow 2.12.0 requires CUDA 11.8",
+            ],
         },
         Case {
             name: "environment reserved exact",
             yaml: "build:\n  python_version: \"3.12\"\nenvironment:\n  - PATH=/x\n",
             files: &[],
-            errors: &["invalid environment: environment variable \"PATH\" is not allowed: reserved for internal use"],
+            errors: &[
+                "invalid environment: environment variable \"PATH\" is not allowed: reserved for internal use",
+            ],
         },
         Case {
             name: "environment reserved prefixes",
@@ -223,31 +247,41 @@ fn validation_rules_table() {
             name: "model with tag",
             yaml: "build:\n  python_version: \"3.12\"\nmodel: r8.im/user/model:v1\n",
             files: &[],
-            errors: &["invalid model \"r8.im/user/model:v1\": must be a bare repository — tags and digests are not allowed"],
+            errors: &[
+                "invalid model \"r8.im/user/model:v1\": must be a bare repository — tags and digests are not allowed",
+            ],
         },
         Case {
             name: "model with digest",
             yaml: "build:\n  python_version: \"3.12\"\nmodel: r8.im/user/model@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
             files: &[],
-            errors: &["invalid model \"r8.im/user/model@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\": must be a bare repository — tags and digests are not allowed"],
+            errors: &[
+                "invalid model \"r8.im/user/model@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\": must be a bare repository — tags and digests are not allowed",
+            ],
         },
         Case {
             name: "model with upper case",
             yaml: "build:\n  python_version: \"3.12\"\nmodel: r8.im/User/Model\n",
             files: &[],
-            errors: &["invalid model \"r8.im/User/Model\": invalid repository: repository contains invalid characters: User/Model"],
+            errors: &[
+                "invalid model \"r8.im/User/Model\": invalid repository: repository contains invalid characters: User/Model",
+            ],
         },
         Case {
             name: "weights with image",
             yaml: "build:\n  python_version: \"3.12\"\nimage: r8.im/a/b\nweights:\n  - name: w\n    target: /src/w\n    source: {uri: weights}\n",
             files: &[],
-            errors: &["invalid image: weights require 'model', not 'image' — rename 'image' to 'model'"],
+            errors: &[
+                "invalid image: weights require 'model', not 'image' — rename 'image' to 'model'",
+            ],
         },
         Case {
             name: "weights without model",
             yaml: "build:\n  python_version: \"3.12\"\nweights:\n  - name: w\n    target: /src/w\n    source: {uri: weights}\n",
             files: &[],
-            errors: &["invalid model: weights require 'model' in cog.yaml — rename 'image' to 'model'"],
+            errors: &[
+                "invalid model: weights require 'model' in cog.yaml — rename 'image' to 'model'",
+            ],
         },
         Case {
             name: "weight name rules",
@@ -306,14 +340,20 @@ fn validation_rules_table() {
             name: "run item mount of another type",
             yaml: "build:\n  python_version: \"3.12\"\n  run:\n    - command: echo hi\n      mounts:\n        - {type: cache, id: x, target: /x}\n",
             files: &[],
-            errors: &["schema error in \"build.run.0.mounts.0.type\": build.run.0.mounts.0.type must be one of the following: \"secret\""],
+            errors: &[
+                "schema error in \"build.run.0.mounts.0.type\": build.run.0.mounts.0.type must be one of the following: \"secret\"",
+            ],
         },
     ];
     for case in cases {
         let error = load_err(case.yaml, case.files);
         assert_eq!(messages(&error), case.errors, "case {:?}", case.name);
         for problem in &error.problems {
-            assert!(!problem.hint.is_empty(), "case {:?} has a problem without hint", case.name);
+            assert!(
+                !problem.hint.is_empty(),
+                "case {:?} has a problem without hint",
+                case.name
+            );
         }
     }
 }
@@ -335,20 +375,51 @@ fn all_errors_are_collected_in_cog_order() {
         ]
     );
     let fields: Vec<&str> = error.problems.iter().map(|p| p.field.as_str()).collect();
-    assert_eq!(fields, vec!["run", "train", "build.python_version", "build.cuda", "environment", "concurrency.max", "model"]);
+    assert_eq!(
+        fields,
+        vec![
+            "run",
+            "train",
+            "build.python_version",
+            "build.cuda",
+            "environment",
+            "concurrency.max",
+            "model"
+        ]
+    );
     let lines: Vec<Option<usize>> = error.problems.iter().map(|p| p.line).collect();
-    assert_eq!(lines, vec![Some(4), Some(5), Some(2), Some(3), Some(6), Some(7), Some(8)]);
+    assert_eq!(
+        lines,
+        vec![
+            Some(4),
+            Some(5),
+            Some(2),
+            Some(3),
+            Some(6),
+            Some(7),
+            Some(8)
+        ]
+    );
     let shown = error.to_string();
-    assert!(shown.starts_with(&format!("{}: 7 problems\n", error.file.display())), "{shown}");
+    assert!(
+        shown.starts_with(&format!("{}: 7 problems\n", error.file.display())),
+        "{shown}"
+    );
     assert!(shown.contains("cog.yaml:2: invalid build.python_version \"3.9\": minimum supported Python version is 3.10 (field `build.python_version`)\n  hint: "), "{shown}");
 }
 
 #[test]
 fn old_python_gets_cogs_message_and_an_upgrade_hint() {
-    let error = load_err("build:\n  python_version: \"3.8\"\npredict: predict.py:Predictor\n", &[]);
+    let error = load_err(
+        "build:\n  python_version: \"3.8\"\npredict: predict.py:Predictor\n",
+        &[],
+    );
     assert_eq!(error.problems.len(), 1);
     let problem = &error.problems[0];
-    assert_eq!(problem.message, "invalid build.python_version \"3.8\": minimum supported Python version is 3.10");
+    assert_eq!(
+        problem.message,
+        "invalid build.python_version \"3.8\": minimum supported Python version is 3.10"
+    );
     assert!(problem.hint.contains("3.10"), "{}", problem.hint);
     assert!(problem.hint.contains("python_version"), "{}", problem.hint);
     assert_eq!(problem.line, Some(2));
@@ -356,10 +427,19 @@ fn old_python_gets_cogs_message_and_an_upgrade_hint() {
 
 #[test]
 fn unquoted_python_version_reads_as_text() {
-    for (written, expected) in [("3.10", "3.10"), ("3.12", "3.12"), ("3.11.4", "3.11.4"), ("\"3.13\"", "3.13")] {
+    for (written, expected) in [
+        ("3.10", "3.10"),
+        ("3.12", "3.12"),
+        ("3.11.4", "3.11.4"),
+        ("\"3.13\"", "3.13"),
+    ] {
         let yaml = format!("build:\n  python_version: {written}\npredict: predict.py:Predictor\n");
         let (_dir, project) = load_ok(&yaml, &[]);
-        assert_eq!(project.config.python_version(), expected, "written as {written}");
+        assert_eq!(
+            project.config.python_version(),
+            expected,
+            "written as {written}"
+        );
     }
 }
 
@@ -367,7 +447,11 @@ fn unquoted_python_version_reads_as_text() {
 fn deprecations_warn_with_cogs_text() {
     let yaml = "build:\n  python_version: \"3.12\"\n  python_packages: [numpy==1.26.4]\n  pre_install: [echo hi]\npredict: predict.py:Predictor\nconcurrency:\n  max: 2\n";
     let (_dir, project) = load_ok(yaml, &[]);
-    let deprecations: Vec<&String> = project.warnings.iter().filter(|w| w.starts_with("deprecated")).collect();
+    let deprecations: Vec<&String> = project
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("deprecated"))
+        .collect();
     assert_eq!(
         deprecations,
         vec![
@@ -385,7 +469,11 @@ fn deprecations_warn_with_cogs_text() {
 fn unknown_keys_are_accepted_with_a_warning() {
     let yaml = "build:\n  python_version: \"3.12\"\n  gpus: true\n  run:\n    - command: echo\n      mount: []\nrun: predict.py:Predictor\nbuidl: {}\nweights_dir: x\n";
     let (_dir, project) = load_ok(yaml, &[]);
-    let unknown: Vec<&String> = project.warnings.iter().filter(|w| w.starts_with("unknown key")).collect();
+    let unknown: Vec<&String> = project
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("unknown key"))
+        .collect();
     assert_eq!(
         unknown,
         vec![
@@ -403,7 +491,10 @@ fn run_is_stored_as_predict_and_items_keep_their_form() {
     let yaml = "build:\n  python_version: \"3.12\"\n  system_packages: [ffmpeg]\n  run:\n    - echo one\n    - command: cat /run/secrets/tok\n      mounts:\n        - type: secret\n          id: tok\n          target: /run/secrets/tok\nrun: predict.py:Predictor\ntrain: train.py:Trainer\nenvironment:\n  - HELLO=world\n  - EMPTY=\n  - EQ=a=b\n";
     let (_dir, project) = load_ok(yaml, &[]);
     let build = project.config.build.as_ref().expect("build");
-    assert_eq!(project.config.predict.as_deref(), Some("predict.py:Predictor"));
+    assert_eq!(
+        project.config.predict.as_deref(),
+        Some("predict.py:Predictor")
+    );
     assert_eq!(project.config.train.as_deref(), Some("train.py:Trainer"));
     assert_eq!(build.run.len(), 2);
     assert_eq!(build.run[0].command, "echo one");
@@ -427,7 +518,12 @@ fn run_is_stored_as_predict_and_items_keep_their_form() {
 fn empty_file_is_an_empty_config() {
     let (_dir, project) = load_ok("", &[]);
     assert_eq!(project.config, config::Config::default());
-    assert!(project.warnings.iter().any(|w| w.contains("no build section")));
+    assert!(
+        project
+            .warnings
+            .iter()
+            .any(|w| w.contains("no build section"))
+    );
     let (_dir, project) = load_ok("# just a comment\n", &[]);
     assert_eq!(project.config.build, None);
 }
@@ -447,7 +543,10 @@ fn sdk_version_minimum() {
         config::validate_sdk_version("0.9.4-beta2"),
         Err("cog version 0.9.4-beta2 is below the minimum required version 0.16.0".to_string())
     );
-    let (_dir, project) = load_ok("build:\n  python_version: \"3.12\"\n  sdk_version: 0.16.1\nrun: predict.py:Predictor\n", &[]);
+    let (_dir, project) = load_ok(
+        "build:\n  python_version: \"3.12\"\n  sdk_version: 0.16.1\nrun: predict.py:Predictor\n",
+        &[],
+    );
     let build = project.config.build.expect("build");
     assert_eq!(build.sdk_version.as_deref(), Some("0.16.1"));
 }
@@ -462,15 +561,30 @@ fn discovery_walks_up_and_reports_cogs_message() {
     let other = config::find_project_dir(&deep, "other.yaml").expect_err("not found");
     assert_eq!(
         other.problems[0].message,
-        format!("other.yaml not found in {} (or in any parent directories)", deep.display())
+        format!(
+            "other.yaml not found in {} (or in any parent directories)",
+            deep.display()
+        )
     );
     assert!(!other.problems[0].hint.is_empty());
-    assert_eq!(config::find_project_dir(Path::new("/"), "no-such-file-xyz.yaml").expect_err("root").problems.len(), 1);
+    assert_eq!(
+        config::find_project_dir(Path::new("/"), "no-such-file-xyz.yaml")
+            .expect_err("root")
+            .problems
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn alternative_file_name_is_loaded() {
-    let dir = project_with(PY, &[("cog-gpu.yaml", "build:\n  python_version: \"3.11\"\n  gpu: true\nrun: predict.py:Predictor\n")]);
+    let dir = project_with(
+        PY,
+        &[(
+            "cog-gpu.yaml",
+            "build:\n  python_version: \"3.11\"\n  gpu: true\nrun: predict.py:Predictor\n",
+        )],
+    );
     let project = config::load(dir.path(), "cog-gpu.yaml").expect("load");
     assert_eq!(project.file_name, "cog-gpu.yaml");
     assert!(project.config.gpu());

@@ -1,7 +1,7 @@
 //! Base image selection (§3): cog-base (path C) when a candidate exists,
 //! else `nvidia/cuda` (path B) for GPU models, else `python:<py>-slim` (path A).
 
-use super::{catalog, version, ConfigError, Problem, Project};
+use super::{ConfigError, Problem, Project, catalog, version};
 use serde::Serialize;
 
 /// The registry host of cog-base images unless `COG_REGISTRY_HOST` / `--registry` say otherwise.
@@ -132,14 +132,20 @@ pub fn cog_base_reference(registry_host: &str, cuda: &str, python: &str, torch: 
     if !torch.is_empty() {
         parts.push(format!("torch{}", version::strip_modifier(torch)));
     }
-    let tag = if parts.is_empty() { "latest".to_string() } else { parts.join("-") };
+    let tag = if parts.is_empty() {
+        "latest".to_string()
+    } else {
+        parts.join("-")
+    };
     format!("{registry_host}/cog-base:{tag}")
 }
 
 /// Whether normalised components are one of the §3.3 candidates.
 pub fn is_candidate(cuda: &str, python: &str, torch: &str) -> bool {
     catalog::base_image_configurations().iter().any(|conf| {
-        compatible(&conf.cuda, cuda) && compatible(&conf.python, python) && compatible(&conf.torch, torch)
+        compatible(&conf.cuda, cuda)
+            && compatible(&conf.python, python)
+            && compatible(&conf.torch, torch)
     })
 }
 
@@ -207,7 +213,8 @@ pub fn select_base(
     let want_cog_base = flags.use_cog_base_image.unwrap_or(true);
     let mut candidate = None;
     if want_cog_base {
-        let (looked_for, outcome) = determine_cog_base(project, registry_host, exists, &mut warnings);
+        let (looked_for, outcome) =
+            determine_cog_base(project, registry_host, exists, &mut warnings);
         candidate = looked_for;
         match outcome {
             Ok(reference) => {
@@ -237,7 +244,10 @@ pub fn select_base(
     let (reference, path) = if project.config.gpu() && flags.use_cuda_base_image.unwrap_or(true) {
         (project.cuda_base_image_tag()?, BasePath::NvidiaCuda)
     } else {
-        (format!("python:{}-slim", project.config.python_version()), BasePath::PythonSlim)
+        (
+            format!("python:{}-slim", project.config.python_version()),
+            BasePath::PythonSlim,
+        )
     };
     Ok(BaseSelection {
         reference,

@@ -104,7 +104,11 @@ fn load_table(text: &str, name: &str, width: usize) -> Vec<Vec<String>> {
     let table: Table = toml::from_str(text)
         .unwrap_or_else(|e| panic!("embedded base-images/{name} is not valid TOML: {e}"));
     for row in &table.rows {
-        assert_eq!(row.len(), width, "embedded base-images/{name}: bad row {row:?}");
+        assert_eq!(
+            row.len(),
+            width,
+            "embedded base-images/{name}: bad row {row:?}"
+        );
     }
     table.rows
 }
@@ -156,7 +160,9 @@ pub fn torch_matrix() -> &'static [TorchRow] {
             .iter()
             .filter(|row| match &row.cuda {
                 None => true,
-                Some(c) => cuda_base_images().iter().any(|i| version::matches(c, &i.cuda)),
+                Some(c) => cuda_base_images()
+                    .iter()
+                    .any(|i| version::matches(c, &i.cuda)),
             })
             .cloned()
             .collect()
@@ -471,7 +477,12 @@ fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-fn info_from_family(reference: &str, kind: BaseKind, family: &Family, subs: &Substitutions<'_>) -> BaseImageInfo {
+fn info_from_family(
+    reference: &str,
+    kind: BaseKind,
+    family: &Family,
+    subs: &Substitutions<'_>,
+) -> BaseImageInfo {
     BaseImageInfo {
         reference: reference.to_string(),
         kind,
@@ -520,7 +531,11 @@ fn python_slim_info(reference: &str, py: &str) -> Option<BaseImageInfo> {
     let parsed = version::Version::parse(py)?;
     let py_minor = format!("{}.{}", parsed.major, parsed.minor);
     let family = &bases().python_slim;
-    let subs = Substitutions { py, py_minor: &py_minor, cuda: "" };
+    let subs = Substitutions {
+        py,
+        py_minor: &py_minor,
+        cuda: "",
+    };
     let mut info = info_from_family(reference, BaseKind::PythonSlim, family, &subs);
     if parsed.patch.is_none() {
         info.distro_version = family.distro_minor_tags.clone();
@@ -532,7 +547,11 @@ fn python_slim_info(reference: &str, py: &str) -> Option<BaseImageInfo> {
 
 fn nvidia_cuda_info(reference: &str, tag: &str) -> Option<BaseImageInfo> {
     let image = cuda_base_images().iter().find(|i| i.tag == tag)?;
-    let subs = Substitutions { py: "", py_minor: "", cuda: &image.cuda };
+    let subs = Substitutions {
+        py: "",
+        py_minor: "",
+        cuda: &image.cuda,
+    };
     let mut info = info_from_family(reference, BaseKind::NvidiaCuda, &bases().nvidia_cuda, &subs);
     fill_ubuntu(&mut info, &image.ubuntu);
     Some(info)
@@ -541,7 +560,11 @@ fn nvidia_cuda_info(reference: &str, tag: &str) -> Option<BaseImageInfo> {
 fn fill_ubuntu(info: &mut BaseImageInfo, ubuntu: &str) {
     info.os = "ubuntu".to_string();
     info.distro_version = ubuntu.to_string();
-    info.glibc = bases().ubuntu_glibc.get(ubuntu).cloned().unwrap_or_default();
+    info.glibc = bases()
+        .ubuntu_glibc
+        .get(ubuntu)
+        .cloned()
+        .unwrap_or_default();
 }
 
 /// Components of a cog-base tag: (cuda, python, torch), empty when absent.
@@ -565,7 +588,11 @@ fn cog_base_info(reference: &str, tag: &str) -> Option<BaseImageInfo> {
     let (cuda, python, torch) = parse_cog_base_tag(tag)?;
     version::Version::parse(&python)?;
     if cuda.is_empty() {
-        let subs = Substitutions { py: &python, py_minor: &python, cuda: "" };
+        let subs = Substitutions {
+            py: &python,
+            py_minor: &python,
+            cuda: "",
+        };
         let family = &bases().python_slim;
         let mut info = info_from_family(reference, BaseKind::CogBase, &bases().cog_base_cpu, &subs);
         info.os = family.os.clone();
@@ -585,7 +612,11 @@ fn cog_base_info(reference: &str, tag: &str) -> Option<BaseImageInfo> {
     } else {
         &bases().cog_base_cuda
     };
-    let subs = Substitutions { py: &python, py_minor: &python, cuda: &image.cuda };
+    let subs = Substitutions {
+        py: &python,
+        py_minor: &python,
+        cuda: &image.cuda,
+    };
     let mut info = info_from_family(reference, BaseKind::CogBase, family, &subs);
     fill_ubuntu(&mut info, &image.ubuntu);
     info.cuda = Some(cuda);

@@ -38,7 +38,8 @@ impl Object {
         Object { fields: Vec::new() }
     }
     fn raw(&mut self, key: &str, value: String) {
-        self.fields.push(format!("{}:{}", go_json_string(key), value));
+        self.fields
+            .push(format!("{}:{}", go_json_string(key), value));
     }
     fn text(&mut self, key: &str, value: &str) {
         if !value.is_empty() {
@@ -132,7 +133,10 @@ fn weight_json(weight: &WeightDecl) -> String {
 /// See [`Config::effective_json`].
 pub(crate) fn effective_json(config: &Config, decorator_concurrency: Option<i64>) -> String {
     let mut o = Object::new();
-    o.raw("build", build_json(&config.build.clone().unwrap_or_default()));
+    o.raw(
+        "build",
+        build_json(&config.build.clone().unwrap_or_default()),
+    );
     o.opt_text("image", &config.image);
     o.opt_text("model", &config.model);
     o.opt_text("predict", &config.predict);

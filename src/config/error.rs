@@ -43,7 +43,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error with one problem.
     pub fn single(file: impl Into<PathBuf>, problem: Problem) -> ConfigError {
-        ConfigError { file: file.into(), problems: vec![problem] }
+        ConfigError {
+            file: file.into(),
+            problems: vec![problem],
+        }
     }
 
     /// cog's messages of all problems, in order.

@@ -3,8 +3,8 @@
 
 use super::parse::{self, KeyTree, RawBuild, RawFile};
 use super::{
-    catalog, requirements, version, Build, Config, ConfigError, Problem, Project, RunItem,
-    RunMount, WeightDecl, WeightSource, MAX_SEARCH_DEPTH,
+    Build, Config, ConfigError, MAX_SEARCH_DEPTH, Problem, Project, RunItem, RunMount, WeightDecl,
+    WeightSource, catalog, requirements, version,
 };
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,11 @@ use std::sync::LazyLock;
 /// first directory holding `file_name`; otherwise cog's
 /// `<name> not found in <start> (or in any parent directories)`.
 pub fn find_project_dir(start: &Path, file_name: &str) -> Result<PathBuf, ConfigError> {
-    let file_name = if file_name.is_empty() { "cog.yaml" } else { file_name };
+    let file_name = if file_name.is_empty() {
+        "cog.yaml"
+    } else {
+        file_name
+    };
     let mut dir = start.to_path_buf();
     for _ in 0..MAX_SEARCH_DEPTH {
         let candidate = dir.join(file_name);
@@ -49,7 +53,11 @@ pub fn find_project_dir(start: &Path, file_name: &str) -> Result<PathBuf, Config
             }
         }
     }
-    Err(discovery_error(start, "No cog.yaml found in parent directories.".to_string(), file_name))
+    Err(discovery_error(
+        start,
+        "No cog.yaml found in parent directories.".to_string(),
+        file_name,
+    ))
 }
 
 fn discovery_error(start: &Path, message: String, file_name: &str) -> ConfigError {
@@ -119,7 +127,10 @@ pub fn load_str(project_dir: &Path, file_name: &str, text: &str) -> Result<Proje
     let mut problems = validate(&raw, project_dir);
     if !problems.is_empty() {
         attach_lines(&mut problems, &tree);
-        return Err(ConfigError { file: path, problems });
+        return Err(ConfigError {
+            file: path,
+            problems,
+        });
     }
     let mut warnings = unknown_key_warnings(&tree, file_name);
     warnings.extend(deprecation_warnings(&raw));
@@ -140,7 +151,10 @@ pub fn load_str(project_dir: &Path, file_name: &str, text: &str) -> Result<Proje
     };
     complete(project, &raw).map_err(|mut problems| {
         attach_lines(&mut problems, &tree);
-        ConfigError { file: path, problems }
+        ConfigError {
+            file: path,
+            problems,
+        }
     })
 }
 
@@ -176,8 +190,15 @@ fn deprecation_warnings(raw: &RawFile) -> Vec<String> {
         warnings.push(deprecation("concurrency.max", "@cog.concurrent(max=...)"));
     }
     if let Some(build) = &raw.build {
-        if build.python_packages.as_ref().is_some_and(|p| !p.is_empty()) {
-            warnings.push(deprecation("build.python_packages", "build.python_requirements"));
+        if build
+            .python_packages
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            warnings.push(deprecation(
+                "build.python_packages",
+                "build.python_requirements",
+            ));
         }
         if build.pre_install.as_ref().is_some_and(|p| !p.is_empty()) {
             warnings.push(deprecation("build.pre_install", "build.run"));
@@ -246,7 +267,10 @@ fn validate(raw: &RawFile, project_dir: &Path) -> Vec<Problem> {
 fn schema_problem(raw: &RawFile) -> Option<Problem> {
     let mut candidates: Vec<(String, String)> = Vec::new();
     if raw.run.is_some() && raw.predict.is_some() {
-        candidates.push(("cog.yaml".into(), "Must not validate the schema (not)".into()));
+        candidates.push((
+            "cog.yaml".into(),
+            "Must not validate the schema (not)".into(),
+        ));
     }
     if raw.concurrency.as_ref().is_some_and(|c| c.max.is_none()) {
         candidates.push(("concurrency".into(), "max is required".into()));
@@ -266,7 +290,11 @@ fn schema_problem(raw: &RawFile) -> Option<Problem> {
         }
         for (j, mount) in item.mounts.iter().enumerate() {
             let field = format!("build.run.{i}.mounts.{j}");
-            for (value, name) in [(&mount.kind, "type"), (&mount.id, "id"), (&mount.target, "target")] {
+            for (value, name) in [
+                (&mount.kind, "type"),
+                (&mount.id, "id"),
+                (&mount.target, "target"),
+            ] {
                 if value.is_empty() {
                     candidates.push((field.clone(), format!("{name} is required")));
                 }
@@ -373,13 +401,28 @@ fn validate_python_version(text: &str) -> Option<Problem> {
     let parts: Vec<&str> = text.splitn(3, '.').collect();
     let hint = "write it as major.minor, e.g. \"3.12\" (quote it in YAML)";
     if parts.len() < 2 {
-        return Some(invalid(field, Some(text), "must include major and minor version (e.g., '3.11')", hint));
+        return Some(invalid(
+            field,
+            Some(text),
+            "must include major and minor version (e.g., '3.11')",
+            hint,
+        ));
     }
     let Some(major) = go_atoi(parts[0]) else {
-        return Some(invalid(field, Some(text), "invalid major version number", hint));
+        return Some(invalid(
+            field,
+            Some(text),
+            "invalid major version number",
+            hint,
+        ));
     };
     let Some(minor) = go_atoi(parts[1]) else {
-        return Some(invalid(field, Some(text), "invalid minor version number", hint));
+        return Some(invalid(
+            field,
+            Some(text),
+            "invalid minor version number",
+            hint,
+        ));
     };
     if major < 3 || (major == 3 && minor < 10) {
         return Some(invalid(
@@ -403,22 +446,42 @@ fn go_atoi(text: &str) -> Option<i64> {
 
 fn validate_cuda_version(cuda: &str) -> Option<Problem> {
     let field = "build.cuda";
-    let hint = "write the CUDA version as major.minor, e.g. \"12.4\", or remove it to let cogpack choose";
+    let hint =
+        "write the CUDA version as major.minor, e.g. \"12.4\", or remove it to let cogpack choose";
     let parts: Vec<&str> = cuda.split('.').collect();
     if parts.len() < 2 {
-        return Some(invalid(field, Some(cuda), "must include both major and minor versions (e.g., '11.8')", hint));
+        return Some(invalid(
+            field,
+            Some(cuda),
+            "must include both major and minor versions (e.g., '11.8')",
+            hint,
+        ));
     }
     let Some(major) = go_atoi(parts[0]) else {
-        return Some(invalid(field, Some(cuda), "invalid major version number", hint));
+        return Some(invalid(
+            field,
+            Some(cuda),
+            "invalid major version number",
+            hint,
+        ));
     };
     if major < 11 {
-        return Some(invalid(field, Some(cuda), "minimum supported CUDA version is 11", hint));
+        return Some(invalid(
+            field,
+            Some(cuda),
+            "minimum supported CUDA version is 11",
+            hint,
+        ));
     }
     None
 }
 
 fn requirements_path(project_dir: &Path, file: &str) -> PathBuf {
-    if file.starts_with('/') { PathBuf::from(file) } else { project_dir.join(file) }
+    if file.starts_with('/') {
+        PathBuf::from(file)
+    } else {
+        project_dir.join(file)
+    }
 }
 
 fn validate_build(build: &RawBuild, project_dir: &Path, problems: &mut Vec<Problem>) {
@@ -459,7 +522,12 @@ fn validate_build(build: &RawBuild, project_dir: &Path, problems: &mut Vec<Probl
     }
 }
 
-fn validate_gpu(build: &RawBuild, project_dir: &Path, packages: &[String], problems: &mut Vec<Problem>) {
+fn validate_gpu(
+    build: &RawBuild,
+    project_dir: &Path,
+    packages: &[String],
+    problems: &mut Vec<Problem>,
+) {
     let cuda = some_non_empty(&build.cuda);
     if let (Some(cuda), Some(cudnn)) = (&cuda, some_non_empty(&build.cudnn)) {
         let compatible = catalog::compatible_cudnns_for_cuda(cuda);
@@ -507,16 +575,30 @@ fn validation_lines(text: &str) -> Vec<String> {
 }
 
 const ENV_DENY_LIST: &[&str] = &[
-    "PATH", "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONUNBUFFERED", "R8_*",
-    "REPLICATE_*", "LIBRARY_PATH", "CUDA_*", "NVIDIA_*", "NV_*", "PGET_*", "HF_ENDPOINT",
-    "HF_HUB_ENABLE_HF_TRANSFER", "KUBERNETES_*",
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "PYTHONUNBUFFERED",
+    "R8_*",
+    "REPLICATE_*",
+    "LIBRARY_PATH",
+    "CUDA_*",
+    "NVIDIA_*",
+    "NV_*",
+    "PGET_*",
+    "HF_ENDPOINT",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+    "KUBERNETES_*",
 ];
 
 fn env_name_denied(name: &str) -> bool {
-    ENV_DENY_LIST.iter().any(|pattern| match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => *pattern == name,
-    })
+    ENV_DENY_LIST
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => *pattern == name,
+        })
 }
 
 /// Parses `KEY=VALUE` entries with cog's rules; every bad entry's message.
@@ -525,7 +607,10 @@ pub(crate) fn parse_environment(entries: &[String]) -> (Vec<(String, String)>, V
     let mut errors = Vec::new();
     for entry in entries {
         let Some((key, value)) = entry.split_once('=').filter(|(k, _)| !k.is_empty()) else {
-            errors.push(format!("environment variable {} is not in the KEY=VALUE format", go_quote(entry)));
+            errors.push(format!(
+                "environment variable {} is not in the KEY=VALUE format",
+                go_quote(entry)
+            ));
             continue;
         };
         if env_name_denied(key) {
@@ -536,7 +621,10 @@ pub(crate) fn parse_environment(entries: &[String]) -> (Vec<(String, String)>, V
             continue;
         }
         if parsed.iter().any(|(k, _)| k == key) {
-            errors.push(format!("environment variable {} is already defined", go_quote(key)));
+            errors.push(format!(
+                "environment variable {} is already defined",
+                go_quote(key)
+            ));
             continue;
         }
         parsed.push((key.to_string(), value.to_string()));
@@ -558,10 +646,17 @@ fn validate_environment(raw: &RawFile, problems: &mut Vec<Problem>) {
 }
 
 fn validate_concurrency(raw: &RawFile, problems: &mut Vec<Problem>) {
-    let Some(max) = raw.concurrency.as_ref().and_then(|c| c.max) else { return };
+    let Some(max) = raw.concurrency.as_ref().and_then(|c| c.max) else {
+        return;
+    };
     let value = max.to_string();
     if max < 1 {
-        problems.push(invalid("concurrency.max", Some(&value), "must be at least 1", "set concurrency.max to 1 or more"));
+        problems.push(invalid(
+            "concurrency.max",
+            Some(&value),
+            "must be at least 1",
+            "set concurrency.max to 1 or more",
+        ));
     }
     let python = raw.build.as_ref().and_then(|b| b.python_version.clone());
     if max > 1
@@ -621,14 +716,28 @@ fn new_repository(name: &str) -> Result<(), String> {
         Some((first, rest)) if first.contains('.') || first.contains(':') => (first, rest),
         _ => ("", name),
     };
-    check_element("repository", repository, "abcdefghijklmnopqrstuvwxyz0123456789_-./", 2, 255)?;
+    check_element(
+        "repository",
+        repository,
+        "abcdefghijklmnopqrstuvwxyz0123456789_-./",
+        2,
+        255,
+    )?;
     if !registry.is_empty() && !valid_authority(registry) {
-        return Err(format!("registries must be valid RFC 3986 URI authorities: {registry}"));
+        return Err(format!(
+            "registries must be valid RFC 3986 URI authorities: {registry}"
+        ));
     }
     Ok(())
 }
 
-fn check_element(kind: &str, element: &str, allowed: &str, min: usize, max: usize) -> Result<(), String> {
+fn check_element(
+    kind: &str,
+    element: &str,
+    allowed: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), String> {
     let count = element.chars().count();
     if count < min || count > max {
         return Err(format!(
@@ -642,7 +751,10 @@ fn check_element(kind: &str, element: &str, allowed: &str, min: usize, max: usiz
 }
 
 fn valid_authority(registry: &str) -> bool {
-    if registry.chars().any(|c| "/@?#%".contains(c) || c.is_whitespace() || c.is_control()) {
+    if registry
+        .chars()
+        .any(|c| "/@?#%".contains(c) || c.is_whitespace() || c.is_control())
+    {
         return false;
     }
     match registry.rsplit_once(':') {
@@ -694,9 +806,19 @@ fn validate_weights(raw: &RawFile, problems: &mut Vec<Problem>) {
     }
     let model_set = non_empty(&raw.model);
     if non_empty(&raw.image) && !model_set {
-        problems.push(invalid("image", None, "weights require 'model', not 'image' — rename 'image' to 'model'", "rename the `image:` key to `model:`"));
+        problems.push(invalid(
+            "image",
+            None,
+            "weights require 'model', not 'image' — rename 'image' to 'model'",
+            "rename the `image:` key to `model:`",
+        ));
     } else if !model_set {
-        problems.push(invalid("model", None, "weights require 'model' in cog.yaml — rename 'image' to 'model'", "add `model: <registry>/<user>/<name>` to cog.yaml"));
+        problems.push(invalid(
+            "model",
+            None,
+            "weights require 'model' in cog.yaml — rename 'image' to 'model'",
+            "add `model: <registry>/<user>/<name>` to cog.yaml",
+        ));
     }
     let mut names: Vec<String> = Vec::new();
     let mut targets: Vec<String> = Vec::new();
@@ -704,10 +826,19 @@ fn validate_weights(raw: &RawFile, problems: &mut Vec<Problem>) {
         let idx = format!("weights[{i}]");
         validate_weight_name(&idx, &weight.name, &mut names, problems);
         if weight.source.items.is_empty() {
-            problems.push(invalid(&format!("{idx}.source"), None, "source is required", "add `source: {uri: <where the files come from>}`"));
+            problems.push(invalid(
+                &format!("{idx}.source"),
+                None,
+                "source is required",
+                "add `source: {uri: <where the files come from>}`",
+            ));
         }
         for (j, source) in weight.source.items.iter().enumerate() {
-            let field = if weight.source.items.len() == 1 { format!("{idx}.source") } else { format!("{idx}.source[{j}]") };
+            let field = if weight.source.items.len() == 1 {
+                format!("{idx}.source")
+            } else {
+                format!("{idx}.source[{j}]")
+            };
             validate_patterns(&format!("{field}.include"), &source.include, problems);
             validate_patterns(&format!("{field}.exclude"), &source.exclude, problems);
         }
@@ -715,14 +846,29 @@ fn validate_weights(raw: &RawFile, problems: &mut Vec<Problem>) {
     }
 }
 
-fn validate_weight_name(idx: &str, name: &str, seen: &mut Vec<String>, problems: &mut Vec<Problem>) {
+fn validate_weight_name(
+    idx: &str,
+    name: &str,
+    seen: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
     let field = format!("{idx}.name");
     if name.is_empty() {
-        problems.push(invalid(&field, None, "name is required", "give the weight a name, e.g. `name: base-model`"));
+        problems.push(invalid(
+            &field,
+            None,
+            "name is required",
+            "give the weight a name, e.g. `name: base-model`",
+        ));
     } else if !WEIGHT_NAME.is_match(name) {
         problems.push(invalid(&field, Some(name), "must contain only lowercase alphanumeric characters, hyphens, dots, or underscores (e.g. \"my-model-weights\")", "rename the weight using lowercase letters, digits and - . _"));
     } else if seen.iter().any(|n| n == name) {
-        problems.push(invalid(&field, Some(name), "duplicate weight name", "give every weight a different name"));
+        problems.push(invalid(
+            &field,
+            Some(name),
+            "duplicate weight name",
+            "give every weight a different name",
+        ));
     } else {
         seen.push(name.to_string());
     }
@@ -733,14 +879,29 @@ fn validate_patterns(field: &str, patterns: &[String], problems: &mut Vec<Proble
         let pattern = raw.trim();
         let here = format!("{field}[{i}]");
         if pattern.is_empty() {
-            problems.push(invalid(&here, None, "pattern must not be empty", "remove the empty pattern"));
+            problems.push(invalid(
+                &here,
+                None,
+                "pattern must not be empty",
+                "remove the empty pattern",
+            ));
             continue;
         }
         if pattern.starts_with('!') {
-            problems.push(invalid(&here, Some(pattern), "negation patterns (starting with '!') are not supported", "move the pattern to the other list (include ↔ exclude) instead of negating it"));
+            problems.push(invalid(
+                &here,
+                Some(pattern),
+                "negation patterns (starting with '!') are not supported",
+                "move the pattern to the other list (include ↔ exclude) instead of negating it",
+            ));
         }
         if pattern.contains('\\') {
-            problems.push(invalid(&here, Some(pattern), "patterns must use forward slashes, not backslashes", "write the pattern with / separators"));
+            problems.push(invalid(
+                &here,
+                Some(pattern),
+                "patterns must use forward slashes, not backslashes",
+                "write the pattern with / separators",
+            ));
         }
     }
 }
@@ -770,29 +931,59 @@ fn clean_path(path: &str) -> String {
     }
 }
 
-fn validate_weight_target(idx: &str, target: &str, seen: &mut Vec<String>, problems: &mut Vec<Problem>) {
+fn validate_weight_target(
+    idx: &str,
+    target: &str,
+    seen: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
     let field = format!("{idx}.target");
     if target.is_empty() {
-        problems.push(invalid(&field, None, "target is required", "add `target: /src/weights` (an absolute directory in the container)"));
+        problems.push(invalid(
+            &field,
+            None,
+            "target is required",
+            "add `target: /src/weights` (an absolute directory in the container)",
+        ));
         return;
     }
     if !target.starts_with('/') {
-        problems.push(invalid(&field, Some(target), "target must be an absolute path", "start the target with /, e.g. /src/weights"));
+        problems.push(invalid(
+            &field,
+            Some(target),
+            "target must be an absolute path",
+            "start the target with /, e.g. /src/weights",
+        ));
     }
     let cleaned = clean_path(target);
     if cleaned == "/" {
-        problems.push(invalid(&field, Some(target), "target must not be the container root \"/\"", "pick a directory such as /src/weights"));
+        problems.push(invalid(
+            &field,
+            Some(target),
+            "target must not be the container root \"/\"",
+            "pick a directory such as /src/weights",
+        ));
     }
     if seen.contains(&cleaned) {
-        problems.push(invalid(&field, Some(target), "duplicate weight target", "give every weight its own target directory"));
+        problems.push(invalid(
+            &field,
+            Some(target),
+            "duplicate weight target",
+            "give every weight its own target directory",
+        ));
         return;
     }
-    let overlap = seen.iter().find(|prev| is_subpath(&cleaned, prev) || is_subpath(prev, &cleaned));
+    let overlap = seen
+        .iter()
+        .find(|prev| is_subpath(&cleaned, prev) || is_subpath(prev, &cleaned));
     if let Some(prev) = overlap {
         problems.push(invalid(
             &field,
             Some(target),
-            &format!("target overlaps with {}; weight targets must be disjoint", go_quote(prev)),
+            &format!(
+                "target overlaps with {}; weight targets must be disjoint",
+                go_quote(prev)
+            ),
             "use target directories that do not contain one another",
         ));
     }
@@ -804,17 +995,30 @@ fn is_subpath(child: &str, parent: &str) -> bool {
 }
 
 fn validate_predictor_files(raw: &RawFile, project_dir: &Path, problems: &mut Vec<Problem>) {
-    let refs = [("run", &raw.run), ("predict", &raw.predict), ("train", &raw.train)];
+    let refs = [
+        ("run", &raw.run),
+        ("predict", &raw.predict),
+        ("train", &raw.train),
+    ];
     for (field, value) in refs {
-        let Some(reference) = some_non_empty(value) else { continue };
-        let Some((file, _)) = reference.split_once(".py:") else { continue };
+        let Some(reference) = some_non_empty(value) else {
+            continue;
+        };
+        let Some((file, _)) = reference.split_once(".py:") else {
+            continue;
+        };
         let file = format!("{file}.py");
         if !project_dir.join(&file).is_file() {
             problems.push(invalid(
                 field,
                 Some(&reference),
-                &format!("predictor file {} does not exist in the project directory", go_quote(&file)),
-                &format!("create {file} next to cog.yaml or point {field} at the right <file>.py:<Class>"),
+                &format!(
+                    "predictor file {} does not exist in the project directory",
+                    go_quote(&file)
+                ),
+                &format!(
+                    "create {file} next to cog.yaml or point {field} at the right <file>.py:<Class>"
+                ),
             ));
         }
     }
@@ -852,7 +1056,11 @@ fn convert_build(raw: &RawBuild) -> Build {
                 mounts: item
                     .mounts
                     .iter()
-                    .map(|m| RunMount { kind: m.kind.clone(), id: m.id.clone(), target: m.target.clone() })
+                    .map(|m| RunMount {
+                        kind: m.kind.clone(),
+                        id: m.id.clone(),
+                        target: m.target.clone(),
+                    })
                     .collect(),
             })
             .collect(),
@@ -872,7 +1080,11 @@ fn convert_weight(raw: &parse::RawWeight) -> WeightDecl {
             .source
             .items
             .iter()
-            .map(|s| WeightSource { uri: s.uri.clone(), include: s.include.clone(), exclude: s.exclude.clone() })
+            .map(|s| WeightSource {
+                uri: s.uri.clone(),
+                include: s.include.clone(),
+                exclude: s.exclude.clone(),
+            })
             .collect(),
         source_is_list: raw.source.is_list,
     }
@@ -885,7 +1097,10 @@ fn complete(mut project: Project, raw: &RawFile) -> Result<Project, Vec<Problem>
         project.requirements = requirements::read_requirements(&path).map_err(|e| {
             vec![Problem::new(
                 "build.python_requirements",
-                format!("failed to open python_requirements file: open {}: {e}", path.display()),
+                format!(
+                    "failed to open python_requirements file: open {}: {e}",
+                    path.display()
+                ),
                 "make the requirements file readable",
             )]
         })?;
@@ -912,7 +1127,11 @@ fn complete(mut project: Project, raw: &RawFile) -> Result<Project, Vec<Problem>
     }
     let (environment, errors) = parse_environment(&project.config.environment);
     if let Some(message) = errors.into_iter().next() {
-        return Err(vec![Problem::new("environment", message, "fix the environment entry")]);
+        return Err(vec![Problem::new(
+            "environment",
+            message,
+            "fix the environment entry",
+        )]);
     }
     project.environment = environment;
     let _ = raw;
@@ -963,7 +1182,9 @@ fn complete_cuda(project: &mut Project) -> Result<Vec<String>, Problem> {
         if cuda.is_empty() {
             if tf_cudnn.is_empty() {
                 return Err(cuda_problem(
-                    format!("cog doesn't know what CUDA version is compatible with tensorflow=={tf}. You might need to upgrade Cog: https://github.com/replicate/cog#upgrade\n\nIf that doesn't work, you need to set the 'cuda' option in cog.yaml to set what version to use. You might be able to find this out from https://www.tensorflow.org/"),
+                    format!(
+                        "cog doesn't know what CUDA version is compatible with tensorflow=={tf}. You might need to upgrade Cog: https://github.com/replicate/cog#upgrade\n\nIf that doesn't work, you need to set the 'cuda' option in cog.yaml to set what version to use. You might be able to find this out from https://www.tensorflow.org/"
+                    ),
                     "set build.cuda (and build.cudnn) explicitly",
                 ));
             }
@@ -982,7 +1203,9 @@ fn complete_cuda(project: &mut Project) -> Result<Vec<String>, Problem> {
             warnings.push(format!("Cog doesn't know if cuDNN {cudnn} is compatible with Tensorflow {tf}. This might cause CUDA problems."));
             return Err(Problem::new(
                 "build.cudnn",
-                format!("the specified cuDNN version {cudnn} is not compatible with tensorflow=={tf}.\nCompatible cuDNN version is: {tf_cudnn}"),
+                format!(
+                    "the specified cuDNN version {cudnn} is not compatible with tensorflow=={tf}.\nCompatible cuDNN version is: {tf_cudnn}"
+                ),
                 "remove build.cudnn or set it to the compatible version",
             ));
         }
@@ -1019,7 +1242,10 @@ fn complete_cuda(project: &mut Project) -> Result<Vec<String>, Problem> {
 
 fn latest_cudnn(cuda: &str) -> Result<String, Problem> {
     catalog::latest_cudnn_for_cuda(cuda).map_err(|m| {
-        cuda_problem(m, "set build.cuda to a version listed in base-images/cuda.toml")
+        cuda_problem(
+            m,
+            "set build.cuda to a version listed in base-images/cuda.toml",
+        )
     })
 }
 
@@ -1027,16 +1253,34 @@ fn check_cuda_for_completion(cuda: &str) -> Result<(), Problem> {
     let hint = "write the CUDA version as major.minor, e.g. \"12.4\"";
     let parts: Vec<&str> = cuda.split('.').collect();
     if parts.len() < 2 {
-        return Err(cuda_problem(format!("CUDA version {} must include both major and minor versions", go_quote(cuda)), hint));
+        return Err(cuda_problem(
+            format!(
+                "CUDA version {} must include both major and minor versions",
+                go_quote(cuda)
+            ),
+            hint,
+        ));
     }
     let Some(major) = go_atoi(parts[0]) else {
-        return Err(cuda_problem(format!("invalid major version in CUDA version {}", go_quote(cuda)), hint));
+        return Err(cuda_problem(
+            format!("invalid major version in CUDA version {}", go_quote(cuda)),
+            hint,
+        ));
     };
     if go_atoi(parts[1]).is_none() {
-        return Err(cuda_problem(format!("invalid minor version in CUDA version {}", go_quote(cuda)), hint));
+        return Err(cuda_problem(
+            format!("invalid minor version in CUDA version {}", go_quote(cuda)),
+            hint,
+        ));
     }
     if major < 11 {
-        return Err(cuda_problem(format!("minimum supported CUDA version is 11, requested {}", go_quote(cuda)), hint));
+        return Err(cuda_problem(
+            format!(
+                "minimum supported CUDA version is 11, requested {}",
+                go_quote(cuda)
+            ),
+            hint,
+        ));
     }
     Ok(())
 }
@@ -1051,9 +1295,14 @@ pub fn validate_sdk_version(sdk_version: &str) -> Result<(), String> {
     }
     static BASE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^(\d+\.\d+\.\d+)").expect("valid regex"));
-    let base = BASE.find(sdk_version).map(|m| m.as_str()).unwrap_or(sdk_version);
+    let base = BASE
+        .find(sdk_version)
+        .map(|m| m.as_str())
+        .unwrap_or(sdk_version);
     if version::Version::parse(base).is_none() || version::greater_or_equal(base, "0.16.0") {
         return Ok(());
     }
-    Err(format!("cog version {sdk_version} is below the minimum required version 0.16.0"))
+    Err(format!(
+        "cog version {sdk_version} is below the minimum required version 0.16.0"
+    ))
 }

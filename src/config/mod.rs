@@ -203,7 +203,10 @@ impl Config {
 
     /// `build.python_version`, empty without a build section.
     pub fn python_version(&self) -> &str {
-        self.build.as_ref().map(|b| b.python_version.as_str()).unwrap_or("")
+        self.build
+            .as_ref()
+            .map(|b| b.python_version.as_str())
+            .unwrap_or("")
     }
 }
 

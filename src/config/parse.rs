@@ -2,8 +2,8 @@
 //! plus a key tree with line numbers used for unknown-key warnings and for
 //! pointing problems at lines.
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
@@ -79,11 +79,17 @@ impl<'de> Deserialize<'de> for RawRunItem {
                 f.write_str("a command string or a mapping with `command` and `mounts`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRunItem, E> {
-                Ok(RawRunItem { command: v.to_string(), mounts: Vec::new() })
+                Ok(RawRunItem {
+                    command: v.to_string(),
+                    mounts: Vec::new(),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawRunItem, A::Error> {
                 let object = RawRunObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawRunItem { command: object.command, mounts: object.mounts })
+                Ok(RawRunItem {
+                    command: object.command,
+                    mounts: object.mounts,
+                })
             }
         }
         deserializer.deserialize_any(RunItemVisitor)
@@ -135,11 +141,17 @@ impl<'de> Deserialize<'de> for RawSourceList {
                 while let Some(item) = seq.next_element::<RawSource>()? {
                     items.push(item);
                 }
-                Ok(RawSourceList { items, is_list: true })
+                Ok(RawSourceList {
+                    items,
+                    is_list: true,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawSourceList, A::Error> {
                 let item = RawSource::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawSourceList { items: vec![item], is_list: false })
+                Ok(RawSourceList {
+                    items: vec![item],
+                    is_list: false,
+                })
             }
         }
         deserializer.deserialize_any(SourceVisitor)
@@ -271,21 +283,29 @@ impl KeyTree {
         let mut line = None;
         for segment in field.split('.') {
             if let (Ok(index), KeyTree::Seq(items)) = (segment.parse::<usize>(), node) {
-                let Some((l, value)) = items.get(index) else { return line };
+                let Some((l, value)) = items.get(index) else {
+                    return line;
+                };
                 line = Some(*l);
                 node = value;
                 continue;
             }
             let (key, indices) = split_indices(segment);
-            let KeyTree::Map(entries) = node else { return line };
+            let KeyTree::Map(entries) = node else {
+                return line;
+            };
             let Some((_, l, value)) = entries.iter().find(|(k, _, _)| k == key) else {
                 return line;
             };
             line = Some(*l);
             node = value;
             for index in indices {
-                let KeyTree::Seq(items) = node else { return line };
-                let Some((l, value)) = items.get(index) else { return line };
+                let KeyTree::Seq(items) = node else {
+                    return line;
+                };
+                let Some((l, value)) = items.get(index) else {
+                    return line;
+                };
                 line = Some(*l);
                 node = value;
             }
@@ -310,7 +330,11 @@ impl KeyTree {
                     if *key_line > line {
                         continue;
                     }
-                    let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    let here = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
                     if best.as_ref().is_none_or(|(l, _)| *key_line >= *l) {
                         *best = Some((*key_line, here.clone()));
                     }
@@ -358,12 +382,27 @@ enum Known {
 fn known_keys(kind: Known) -> &'static [&'static str] {
     match kind {
         Known::Top => &[
-            "build", "image", "model", "run", "predict", "train", "concurrency", "environment",
+            "build",
+            "image",
+            "model",
+            "run",
+            "predict",
+            "train",
+            "concurrency",
+            "environment",
             "weights",
         ],
         Known::Build => &[
-            "gpu", "python_version", "python_requirements", "python_packages", "run",
-            "system_packages", "pre_install", "cuda", "cudnn", "sdk_version",
+            "gpu",
+            "python_version",
+            "python_requirements",
+            "python_packages",
+            "run",
+            "system_packages",
+            "pre_install",
+            "cuda",
+            "cudnn",
+            "sdk_version",
         ],
         Known::Concurrency => &["max", "default_target"],
         Known::RunItem => &["command", "mounts"],
@@ -395,12 +434,18 @@ pub(crate) fn unknown_keys(tree: &KeyTree) -> Vec<(String, usize)> {
 fn walk_unknown(node: &KeyTree, kind: Known, path: &str, found: &mut Vec<(String, usize)>) {
     let KeyTree::Map(entries) = node else { return };
     for (key, line, value) in entries {
-        let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
         if !known_keys(kind).contains(&key.as_str()) {
             found.push((here, *line));
             continue;
         }
-        let Some((child, is_list)) = child_kind(kind, key) else { continue };
+        let Some((child, is_list)) = child_kind(kind, key) else {
+            continue;
+        };
         match value {
             KeyTree::Seq(items) if is_list => {
                 for (index, (_, item)) in items.iter().enumerate() {

@@ -2,7 +2,7 @@
 //! wheel/sdist artifacts, and the rewriting cog applies before `pip install`
 //! (§2.6: torch/torchvision/tensorflow variants, index URLs, cog/coglet removal).
 
-use super::{catalog, version, ConfigError, LocalArtifact, Problem, Project};
+use super::{ConfigError, LocalArtifact, Problem, Project, catalog, version};
 use regex::Regex;
 use std::path::{Component, Path, PathBuf};
 use std::sync::LazyLock;
@@ -12,9 +12,8 @@ pub const LOCAL_ARTIFACTS_CONTAINER_DIR: &str = "/tmp/local_package_artifacts";
 
 static EDITABLE_DOT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\s*-e\s+\.\s*$").expect("valid regex"));
-static PACKAGE_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([a-zA-Z0-9_\-\.]+(?:\[[^\]]+\])?)").expect("valid regex")
-});
+static PACKAGE_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([a-zA-Z0-9_\-\.]+(?:\[[^\]]+\])?)").expect("valid regex"));
 static VERSION_SPEC: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[<>=!~]=?\s*([^\s,;|]+)").expect("valid regex"));
 static AT_REFERENCE: LazyLock<Regex> =
@@ -208,14 +207,18 @@ pub fn parse_local_artifact(line: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     if is_file_url(line) {
-        return Err(format!("local file URL requirements are not supported: {line}"));
+        return Err(format!(
+            "local file URL requirements are not supported: {line}"
+        ));
     }
     if let Some((name, target)) = line.split_once('@') {
         let spaced = name != name.trim() || target != target.trim();
         let (name, target) = (name.trim(), target.trim());
         if !name.is_empty() && package_name(name) == name {
             if is_file_url(target) {
-                return Err(format!("local file URL requirements are not supported: {line}"));
+                return Err(format!(
+                    "local file URL requirements are not supported: {line}"
+                ));
             }
             if is_local_path(target) || (spaced && is_local_artifact(target)) {
                 return Err(format!(
@@ -314,11 +317,19 @@ pub fn resolve_local_artifacts(
             },
         }
     }
-    if errors.is_empty() { Ok(artifacts) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(artifacts)
+    } else {
+        Err(errors)
+    }
 }
 
 fn resolve_one(root: &Path, base: &Path, line: &str, path: &str) -> Result<LocalArtifact, String> {
-    let joined = if path.starts_with('/') { PathBuf::from(path) } else { base.join(path) };
+    let joined = if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        base.join(path)
+    };
     let absolute = lexical_normalize(&std::path::absolute(&joined).unwrap_or(joined));
     let file_name = absolute
         .file_name()
@@ -334,9 +345,8 @@ fn resolve_one(root: &Path, base: &Path, line: &str, path: &str) -> Result<Local
     }
     let canonical = std::fs::canonicalize(&absolute)
         .map_err(|e| format!("local Python package artifact \"{path}\" not found: {e}"))?;
-    let metadata = std::fs::metadata(&canonical).map_err(|e| {
-        format!("failed to inspect local Python package artifact \"{path}\": {e}")
-    })?;
+    let metadata = std::fs::metadata(&canonical)
+        .map_err(|e| format!("failed to inspect local Python package artifact \"{path}\": {e}"))?;
     if !metadata.is_file() {
         return Err(format!(
             "local Python package artifact \"{path}\" must be a regular file"
@@ -353,7 +363,11 @@ fn resolve_one(root: &Path, base: &Path, line: &str, path: &str) -> Result<Local
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect::<Vec<_>>()
         .join("/");
-    Ok(LocalArtifact { line: line.to_string(), path: canonical, project_relative })
+    Ok(LocalArtifact {
+        line: line.to_string(),
+        path: canonical,
+        project_relative,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -431,7 +445,11 @@ pub fn semver_to_pep440(version: &str) -> String {
 /// Rewrites the project's requirements as cog does for linux/amd64 (§2.6),
 /// with the cog/coglet warning worded for `build.sdk_version` alone.
 pub fn rewrite(project: &Project) -> Result<RewrittenRequirements, ConfigError> {
-    let sdk = project.config.build.as_ref().and_then(|b| b.sdk_version.as_deref());
+    let sdk = project
+        .config
+        .build
+        .as_ref()
+        .and_then(|b| b.sdk_version.as_deref());
     rewrite_with(project, &ManagedSources::from_sdk_version(sdk))
 }
 
@@ -453,8 +471,16 @@ pub fn rewrite_with(
             push_unique(&mut out.extra_index_urls, url);
         }
     }
-    let mut lines: Vec<String> = out.find_links.iter().map(|l| format!("--find-links {l}")).collect();
-    lines.extend(out.extra_index_urls.iter().map(|u| format!("--extra-index-url {u}")));
+    let mut lines: Vec<String> = out
+        .find_links
+        .iter()
+        .map(|l| format!("--find-links {l}"))
+        .collect();
+    lines.extend(
+        out.extra_index_urls
+            .iter()
+            .map(|u| format!("--extra-index-url {u}")),
+    );
     lines.extend(packages);
     let lines = stage_local_artifacts(project, lines, &mut out)?;
     let lines = remove_managed(lines, managed, &mut out);
@@ -478,7 +504,11 @@ fn rewrite_line(line: &str, build: &super::Build, warnings: &mut Vec<String>) ->
         return (line.to_string(), Vec::new(), Vec::new());
     };
     if !pin.extra_index_urls.is_empty() {
-        return (format!("{}=={}", pin.name, pin.version), pin.find_links, pin.extra_index_urls);
+        return (
+            format!("{}=={}", pin.name, pin.version),
+            pin.find_links,
+            pin.extra_index_urls,
+        );
     }
     let cuda = build.cuda.clone().unwrap_or_default();
     let (name, version, find_links, index) = match (pin.name.as_str(), build.gpu) {
@@ -496,14 +526,27 @@ fn rewrite_line(line: &str, build: &super::Build, warnings: &mut Vec<String>) ->
         ("torch", false) => torch_cpu_package(&pin.version),
         ("torchvision", true) => torchvision_gpu_package(&pin.version, &cuda, warnings),
         ("torchvision", false) => torchvision_cpu_package(&pin.version),
-        _ => (pin.name.clone(), pin.version.clone(), String::new(), String::new()),
+        _ => (
+            pin.name.clone(),
+            pin.version.clone(),
+            String::new(),
+            String::new(),
+        ),
     };
-    let package = if version.is_empty() { name } else { format!("{name}=={version}") };
+    let package = if version.is_empty() {
+        name
+    } else {
+        format!("{name}=={version}")
+    };
     let mut find = pin.find_links;
     if !find_links.is_empty() {
         find = vec![find_links];
     }
-    let extra = if index.is_empty() { Vec::new() } else { vec![index] };
+    let extra = if index.is_empty() {
+        Vec::new()
+    } else {
+        vec![index]
+    };
     (package, find, extra)
 }
 
@@ -532,7 +575,9 @@ fn cuda_usable(row_cuda: &str, build_cuda: &str) -> bool {
 fn torch_gpu_package(ver: &str, cuda: &str) -> Variant {
     let mut best: Option<&catalog::TorchRow> = None;
     for row in catalog::torch_matrix() {
-        let Some(row_cuda) = row.cuda.as_deref() else { continue };
+        let Some(row_cuda) = row.cuda.as_deref() else {
+            continue;
+        };
         if !version::matches(row.torch_version(), ver) || !cuda_usable(row_cuda, cuda) {
             continue;
         }
@@ -554,7 +599,12 @@ fn torch_gpu_package(ver: &str, cuda: &str) -> Variant {
             row.find_links.clone(),
             row.extra_index_url.clone(),
         ),
-        None => ("torch".to_string(), ver.to_string(), String::new(), String::new()),
+        None => (
+            "torch".to_string(),
+            ver.to_string(),
+            String::new(),
+            String::new(),
+        ),
     }
 }
 
@@ -570,7 +620,14 @@ fn torch_cpu_package(ver: &str) -> Variant {
                 row.extra_index_url.clone(),
             )
         })
-        .unwrap_or_else(|| ("torch".to_string(), ver.to_string(), String::new(), String::new()))
+        .unwrap_or_else(|| {
+            (
+                "torch".to_string(),
+                ver.to_string(),
+                String::new(),
+                String::new(),
+            )
+        })
 }
 
 fn torchvision_cpu_package(ver: &str) -> Variant {
@@ -586,14 +643,21 @@ fn torchvision_cpu_package(ver: &str) -> Variant {
             )
         })
         .unwrap_or_else(|| {
-            ("torchvision".to_string(), ver.to_string(), String::new(), String::new())
+            (
+                "torchvision".to_string(),
+                ver.to_string(),
+                String::new(),
+                String::new(),
+            )
         })
 }
 
 fn torchvision_gpu_package(ver: &str, cuda: &str, warnings: &mut Vec<String>) -> Variant {
     let mut best: Option<&catalog::TorchRow> = None;
     for row in catalog::torch_matrix() {
-        let Some(row_cuda) = row.cuda.as_deref() else { continue };
+        let Some(row_cuda) = row.cuda.as_deref() else {
+            continue;
+        };
         if row.torchvision_version() != ver || !cuda_usable(row_cuda, cuda) {
             continue;
         }
@@ -616,7 +680,12 @@ fn torchvision_gpu_package(ver: &str, cuda: &str, warnings: &mut Vec<String>) ->
             warnings.push(format!(
                 "Cog doesn't know if CUDA {cuda} is compatible with torchvision {ver}. This might cause CUDA problems."
             ));
-            ("torchvision".to_string(), ver.to_string(), String::new(), String::new())
+            (
+                "torchvision".to_string(),
+                ver.to_string(),
+                String::new(),
+                String::new(),
+            )
         }
     }
 }
@@ -634,11 +703,18 @@ fn stage_local_artifacts(
         .into_iter()
         .map(|line| {
             let trimmed = line.trim();
-            match project.local_artifacts.iter().position(|a| a.line == trimmed) {
+            match project
+                .local_artifacts
+                .iter()
+                .position(|a| a.line == trimmed)
+            {
                 Some(index) => {
                     matched[index] = true;
                     let artifact = &project.local_artifacts[index];
-                    format!("{LOCAL_ARTIFACTS_CONTAINER_DIR}/{}", artifact.project_relative)
+                    format!(
+                        "{LOCAL_ARTIFACTS_CONTAINER_DIR}/{}",
+                        artifact.project_relative
+                    )
                 }
                 None => line,
             }

@@ -38,7 +38,12 @@ impl Version {
             Some(p) => Some(parse_part(p)?),
             None => None,
         };
-        Some(Version { major, minor, patch, metadata })
+        Some(Version {
+            major,
+            minor,
+            patch,
+            metadata,
+        })
     }
 
     fn patch_or_zero(&self) -> u64 {
