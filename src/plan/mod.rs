@@ -27,37 +27,6 @@ pub use image::ImageConfig;
 pub use secrets::{SecretSource, SecretSpec};
 pub use step::{CogFile, EnvVar, NativeSupport, RuntimeInstall, Step, StepKind, WheelSource};
 
-/// The 27 apt packages every cog-base image already has (spec §3.6).
-pub const COG_BASE_SYSTEM_PACKAGES: [&str; 27] = [
-    "build-essential",
-    "cmake",
-    "curl",
-    "ffmpeg",
-    "findutils",
-    "g++",
-    "gcc",
-    "git",
-    "libavcodec-dev",
-    "libcairo2-dev",
-    "libfontconfig1",
-    "libgirepository1.0-dev",
-    "libgl1",
-    "libglx-mesa0",
-    "libglib2.0-0",
-    "libopencv-dev",
-    "libsm6",
-    "libsndfile1",
-    "libssl-dev",
-    "libunistring-dev",
-    "libxext6",
-    "libxrender1",
-    "sox",
-    "unzip",
-    "wget",
-    "zip",
-    "zstd",
-];
-
 /// Errors computing a plan. Every message ends with a hint.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -682,7 +651,7 @@ fn system_packages_step(context: &Context, packages: &[String]) -> Step {
         packages
             .iter()
             .cloned()
-            .partition(|p| !COG_BASE_SYSTEM_PACKAGES.contains(&p.as_str()))
+            .partition(|p| !crate::config::catalog::cog_base_apt_packages().contains(p))
     } else {
         (packages.to_vec(), Vec::new())
     };
