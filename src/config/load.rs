@@ -149,7 +149,7 @@ pub fn load_str(project_dir: &Path, file_name: &str, text: &str) -> Result<Proje
         environment: Vec::new(),
         warnings,
     };
-    complete(project, &raw).map_err(|mut problems| {
+    complete(project).map_err(|mut problems| {
         attach_lines(&mut problems, &tree);
         ConfigError {
             file: path,
@@ -543,8 +543,7 @@ fn validate_gpu(
         }
     }
     let lines = match some_non_empty(&build.python_requirements) {
-        Some(file) => std::fs::read(requirements_path(project_dir, &file))
-            .map(|b| validation_lines(&String::from_utf8_lossy(&b)))
+        Some(file) => requirements::read_requirements(&requirements_path(project_dir, &file))
             .unwrap_or_default(),
         None => packages.to_vec(),
     };
@@ -563,15 +562,6 @@ fn validate_gpu(
             ));
         }
     }
-}
-
-/// cog's simplified requirement reading used during validation.
-fn validation_lines(text: &str) -> Vec<String> {
-    text.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
-        .map(str::to_string)
-        .collect()
 }
 
 const ENV_DENY_LIST: &[&str] = &[
@@ -1090,7 +1080,7 @@ fn convert_weight(raw: &parse::RawWeight) -> WeightDecl {
     }
 }
 
-fn complete(mut project: Project, raw: &RawFile) -> Result<Project, Vec<Problem>> {
+fn complete(mut project: Project) -> Result<Project, Vec<Problem>> {
     let build = project.config.build.clone().unwrap_or_default();
     if let Some(file) = &build.python_requirements {
         let path = requirements_path(&project.dir, file);
@@ -1134,7 +1124,6 @@ fn complete(mut project: Project, raw: &RawFile) -> Result<Project, Vec<Problem>
         )]);
     }
     project.environment = environment;
-    let _ = raw;
     Ok(project)
 }
 
