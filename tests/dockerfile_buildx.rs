@@ -27,6 +27,10 @@ case "$1" in
     echo "Server Version: stub"
     ;;
   buildx)
+    if [ "$2" = version ]; then
+      if [ -e "$LOG/no-buildx" ]; then echo "docker: unknown command: docker buildx" >&2; exit 1; fi
+      echo "github.com/docker/buildx v0.stub"; exit 0
+    fi
     file=""; ctx=""; prev=""
     for arg in "$@"; do
       case "$prev" in
@@ -181,6 +185,56 @@ fn unreachable_engine_fails_naming_the_native_backend_before_staging() {
 }
 
 #[test]
+fn missing_buildx_plugin_is_reported_before_staging() {
+    let harness = Harness::new();
+    std::fs::write(harness.log.join("no-buildx"), "").unwrap();
+    let plan = harness.plan();
+    let error = docker::build(&plan, &schema_bundle(), &harness.options("acme/model")).unwrap_err();
+    assert!(matches!(error, DockerError::NoBuildx { .. }), "{error}");
+    assert!(
+        error.to_string().contains("unknown command: docker buildx"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--backend native"), "{error}");
+    assert!(!harness.project.join(".cog/build").exists());
+}
+
+/// The real docker CLI (present on our machines, with no engine) pointed at a
+/// socket nobody listens on: `docker info` fails and the backend says so.
+#[test]
+fn real_docker_cli_without_an_engine_is_a_no_engine_error() {
+    let harness = Harness::new();
+    let socket = harness.log.join("nobody.sock");
+    let wrapper = harness.log.join("real-docker");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nDOCKER_HOST=unix://{} exec docker \"$@\"\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    set_executable(&wrapper);
+    let error = docker::probe_engine(&wrapper).unwrap_err();
+    assert!(matches!(error, DockerError::NoEngine { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("--backend native"), "{message}");
+    let docker_installed = std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if docker_installed {
+        assert!(
+            message.contains(&format!(
+                "Cannot connect to the Docker daemon at unix://{}",
+                socket.display()
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn missing_docker_program_is_a_no_engine_error() {
     let harness = Harness::new();
     let plan = harness.plan();
@@ -204,7 +258,12 @@ fn build_runs_main_and_bundle_builds_with_context_secrets_and_labels() {
 
     let calls = harness.calls();
     let commands: Vec<String> = calls.iter().map(|c| args_of(c)[0].clone()).collect();
-    assert_eq!(commands, vec!["info", "buildx", "run", "buildx", "image"]);
+    assert_eq!(
+        commands,
+        vec!["info", "buildx", "buildx", "run", "buildx", "image"]
+    );
+    assert_eq!(args_of(&calls[1]), vec!["buildx", "version"]);
+    let calls = &calls[1..];
 
     let main = args_of(&calls[1]);
     let build_dir = project.join(".cog/build").display().to_string();
@@ -353,7 +412,8 @@ fn plain_image_names_are_built_in_place_without_removal() {
     docker::build(&plan, &schema_bundle(), &options).expect("build");
     let calls = harness.calls();
     let commands: Vec<String> = calls.iter().map(|c| args_of(c)[0].clone()).collect();
-    assert_eq!(commands, vec!["info", "buildx", "buildx"]);
+    assert_eq!(commands, vec!["info", "buildx", "buildx", "buildx"]);
+    let calls = &calls[1..];
     let main = args_of(&calls[1]);
     assert!(!main.iter().any(|a| a == "--load"), "{main:?}");
     for expected in [
@@ -384,9 +444,10 @@ fn failed_main_build_reports_and_cleans_up() {
     let error = docker::build(&plan, &schema_bundle(), &harness.options("acme/model")).unwrap_err();
     assert!(matches!(error, DockerError::Command { .. }), "{error}");
     assert!(error.to_string().contains("buildx build"), "{error}");
+    // info, buildx version, the failing main build
     assert_eq!(
         harness.calls().len(),
-        2,
+        3,
         "nothing runs after the failed build"
     );
     assert!(!harness.project.join(".cog/build").exists());
@@ -401,7 +462,7 @@ fn without_schema_bytes_the_bundle_copies_nothing_and_the_label_is_empty() {
         ..harness.options("acme/model")
     };
     let output = docker::build(&plan, &BundleInputs::default(), &options).expect("build");
-    let calls = harness.calls();
+    let calls = &harness.calls()[1..];
     assert_eq!(
         std::fs::read_to_string(calls[2].join("Dockerfile")).unwrap(),
         "FROM acme/model\n"

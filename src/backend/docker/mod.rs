@@ -32,6 +32,16 @@ pub enum DockerError {
         /// What went wrong.
         detail: String,
     },
+    /// The engine answers but the BuildKit CLI plugin is missing.
+    #[error(
+        "`{program} buildx` is not available ({detail})\nhint: install the Docker buildx plugin (BuildKit), or build without Docker using `--backend native`"
+    )]
+    NoBuildx {
+        /// The docker program invoked.
+        program: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Preparing `.cog/build/` failed.
     #[error("cannot prepare {path}: {detail}\nhint: check that the project directory is writable")]
     Stage {
@@ -123,28 +133,36 @@ pub fn main_image_tag(image_name: &str) -> String {
     }
 }
 
-/// Fails with a clear error naming the native backend when `docker info` does not succeed.
+/// Fails with a clear error naming the native backend when `docker info`
+/// does not succeed, or when `docker buildx version` does not (no BuildKit plugin).
 pub fn probe_engine(program: &Path) -> Result<(), DockerError> {
+    let name = program.display().to_string();
+    probe(program, &["info"]).map_err(|detail| DockerError::NoEngine {
+        program: name.clone(),
+        detail,
+    })?;
+    probe(program, &["buildx", "version"]).map_err(|detail| DockerError::NoBuildx {
+        program: name,
+        detail,
+    })
+}
+
+/// Runs a probe command quietly; on failure returns its last stderr line (or status).
+fn probe(program: &Path, args: &[&str]) -> Result<(), String> {
     let output = Command::new(program)
-        .arg("info")
+        .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|error| DockerError::NoEngine {
-            program: program.display().to_string(),
-            detail: error.to_string(),
-        })?;
+        .map_err(|error| error.to_string())?;
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let detail = stderr.lines().last().unwrap_or("").trim().to_string();
-    Err(DockerError::NoEngine {
-        program: program.display().to_string(),
-        detail: if detail.is_empty() {
-            output.status.to_string()
-        } else {
-            detail
-        },
+    Err(if detail.is_empty() {
+        output.status.to_string()
+    } else {
+        detail
     })
 }
 
