@@ -494,3 +494,38 @@ fn missing_weights_manifest_is_an_error_and_staging_is_removed() {
         "partial staging is removed"
     );
 }
+
+#[test]
+fn a_held_project_lock_makes_the_build_wait() {
+    let harness = Harness::new();
+    let plan = harness.plan();
+    std::fs::create_dir_all(harness.project.join(".cog")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(harness.project.join(".cog/cog.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let options = DockerBuildOptions {
+        pip_freeze_label: false,
+        ..harness.options("acme/model")
+    };
+    let bundle = schema_bundle();
+    std::thread::scope(|scope| {
+        let build = scope.spawn(|| docker::build(&plan, &bundle, &options));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(
+            harness.calls().len(),
+            2,
+            "only the probes ran while the lock was held"
+        );
+        assert!(!build.is_finished());
+        lock.unlock().unwrap();
+        build
+            .join()
+            .unwrap()
+            .expect("build after the lock is released");
+    });
+    assert_eq!(harness.calls().len(), 4);
+}

@@ -326,6 +326,7 @@ pub fn build(
     options: &DockerBuildOptions,
 ) -> Result<DockerBuildOutput, DockerError> {
     probe_engine(&options.program)?;
+    let _lock = lock_project(&plan.project_dir)?;
     let staged = match stage_build_dir(plan, bundle) {
         Ok(staged) => staged,
         Err(error) => {
@@ -336,6 +337,36 @@ pub fn build(
     let result = run_builds(plan, bundle, options, &staged);
     staged.remove();
     result
+}
+
+/// Takes cog's project lock (`.cog/cog.lock`, shared with cog and weight
+/// imports) for the duration of the build; waits if another process holds it.
+fn lock_project(project_dir: &Path) -> Result<std::fs::File, DockerError> {
+    let cog_dir = project_dir.join(".cog");
+    let lock_path = cog_dir.join("cog.lock");
+    let stage_error = |error: std::io::Error| DockerError::Stage {
+        path: lock_path.clone(),
+        detail: error.to_string(),
+    };
+    std::fs::create_dir_all(&cog_dir).map_err(stage_error)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(stage_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for {}: another cog/cogpack process is using this project",
+                lock_path.display()
+            );
+            file.lock().map_err(stage_error)?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::Error(error)) => Err(stage_error(error)),
+    }
 }
 
 fn run_builds(
