@@ -403,12 +403,12 @@ pub fn plan_with_inputs(
     }
     steps.push(runtime_step(&context, &runtime));
     if options.precompile {
-        steps.push(precompile_step());
+        steps.push(precompile_step(&context));
     }
     if context.tini_path() {
-        steps.push(ldconfig_step());
+        steps.push(ldconfig_step(&context));
     }
-    steps.extend(run_steps(&build)?);
+    steps.extend(run_steps(&context, &build)?);
     steps.extend(tail_steps(&context));
     warnings.extend(unprovided_secret_warnings(&steps, &options.secrets));
     let image = image_config(&context, &steps);
@@ -820,32 +820,26 @@ fn runtime_env(installs: &[RuntimeInstall]) -> Vec<EnvVar> {
     env
 }
 
-fn precompile_step() -> Step {
-    Step {
-        id: "precompile".into(),
-        name: "bytecode precompilation (--precompile)".into(),
-        config_only: false,
-        native: NativeSupport::Unsupported {
-            reason: "--precompile runs compileall inside the image".into(),
-        },
-        kind: StepKind::Precompile,
-    }
+fn precompile_step(context: &Context) -> Step {
+    make_step(
+        context,
+        "precompile",
+        "bytecode precompilation (--precompile)".into(),
+        StepKind::Precompile,
+    )
 }
 
-fn ldconfig_step() -> Step {
-    Step {
-        id: "ldconfig".into(),
-        name: "ldconfig for Python shared libraries".into(),
-        config_only: false,
-        native: NativeSupport::Unsupported {
-            reason: "runs ldconfig inside the image".into(),
-        },
-        kind: StepKind::Ldconfig,
-    }
+fn ldconfig_step(context: &Context) -> Step {
+    make_step(
+        context,
+        "ldconfig",
+        "ldconfig for Python shared libraries".into(),
+        StepKind::Ldconfig,
+    )
 }
 
 /// One step per `build.run` item, then per deprecated `pre_install` item.
-fn run_steps(build: &crate::config::Build) -> Result<Vec<Step>, PlanError> {
+fn run_steps(context: &Context, build: &crate::config::Build) -> Result<Vec<Step>, PlanError> {
     let items = build
         .run
         .iter()
@@ -865,18 +859,15 @@ fn run_steps(build: &crate::config::Build) -> Result<Vec<Step>, PlanError> {
         if command.contains('\n') {
             return Err(PlanError::RunCommandNewline(command));
         }
-        steps.push(Step {
-            id: format!("run-{}", index + 1),
-            name: format!("run command: {command}"),
-            config_only: false,
-            native: NativeSupport::Unsupported {
-                reason: "runs a shell command inside the image".into(),
-            },
-            kind: StepKind::RunCommand {
+        steps.push(make_step(
+            context,
+            &format!("run-{}", index + 1),
+            format!("run command: {command}"),
+            StepKind::RunCommand {
                 command,
                 mounts: item.mounts.clone(),
             },
-        });
+        ));
     }
     Ok(steps)
 }
