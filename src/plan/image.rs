@@ -58,6 +58,27 @@ impl ImageConfig {
             .collect()
     }
 
+    /// Every label of the final image: the plan-time labels, the schema
+    /// (empty string when there is none, like cog), `pip freeze` output when
+    /// known, then `extra` (resolved base labels, push id, …) which win.
+    pub fn complete_labels(
+        &self,
+        openapi_schema: Option<&[u8]>,
+        pip_freeze: Option<&str>,
+        extra: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut all = self.labels.clone();
+        let schema = openapi_schema
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default();
+        all.insert(labels::OPENAPI_SCHEMA.to_string(), schema);
+        if let Some(freeze) = pip_freeze {
+            all.insert(labels::PIP_FREEZE.to_string(), freeze.to_string());
+        }
+        all.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all
+    }
+
     /// The assignments with repeated keys merged (first position, last value),
     /// values unexpanded; for display.
     pub fn collapsed_env(&self) -> Vec<EnvVar> {

@@ -302,19 +302,11 @@ fn final_labels(
     bundle: &BundleInputs,
     pip_freeze: Option<String>,
 ) -> BTreeMap<String, String> {
-    use crate::plan::image::labels;
-    let mut all = plan.image.labels.clone();
-    let schema = bundle
-        .openapi_schema
-        .as_ref()
-        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-        .unwrap_or_default();
-    all.insert(labels::OPENAPI_SCHEMA.to_string(), schema);
-    if let Some(freeze) = pip_freeze {
-        all.insert(labels::PIP_FREEZE.to_string(), freeze);
-    }
-    all.extend(bundle.extra_labels.clone());
-    all
+    plan.image.complete_labels(
+        bundle.openapi_schema.as_deref(),
+        pip_freeze.as_deref(),
+        &bundle.extra_labels,
+    )
 }
 
 /// Builds the plan with Docker: probes the engine, stages `.cog/build/`, runs
