@@ -133,3 +133,114 @@ pub struct Project {
     /// Warnings to print (deprecations, unknown keys, notices).
     pub warnings: Vec<String>,
 }
+
+pub mod base;
+pub mod catalog;
+mod effective;
+mod error;
+mod load;
+mod parse;
+pub mod requirements;
+pub mod version;
+
+pub use effective::go_json_string;
+pub use error::{ConfigError, Problem};
+pub use load::{find_project_dir, load, load_str, validate_sdk_version};
+
+/// Maximum number of directories [`find_project_dir`] looks at.
+pub const MAX_SEARCH_DEPTH: usize = 100;
+
+/// The image name cog uses when neither `-t`, `image` nor `model` names one
+/// (§1.8): `cog-` + the project directory's base name, lower-cased, spaces
+/// turned into `-`, other characters outside `[a-z0-9-]` removed, at most 30
+/// characters.
+pub fn default_image_name(project_dir: &std::path::Path) -> String {
+    const PREFIX: &str = "cog-";
+    let base = project_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| project_dir.to_string_lossy().to_string());
+    let mut name: String = base
+        .to_lowercase()
+        .replace(' ', "-")
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+        .collect();
+    name.truncate(30 - PREFIX.len());
+    if name.starts_with(PREFIX) {
+        name
+    } else {
+        format!("{PREFIX}{name}")
+    }
+}
+
+impl Build {
+    /// Python `major.minor` of `python_version` (patch dropped), or the text
+    /// unchanged when it does not parse.
+    pub fn python_minor(&self) -> String {
+        version::strip_patch(&self.python_version)
+    }
+}
+
+impl Config {
+    /// The `run.cog.config` label value (§1.9): Go JSON of the effective
+    /// config with cog's key order. `decorator_concurrency` is the
+    /// `@cog.concurrent(max=...)` value found in the predictor; it is used
+    /// when cog.yaml has no `concurrency.max`.
+    pub fn effective_json(&self, decorator_concurrency: Option<i64>) -> String {
+        effective::effective_json(self, decorator_concurrency)
+    }
+
+    /// The effective concurrency: `concurrency.max`, else the decorator's value.
+    pub fn effective_concurrency(&self, decorator_concurrency: Option<i64>) -> Option<i64> {
+        self.concurrency_max.or(decorator_concurrency)
+    }
+
+    /// `build.gpu`, false without a build section.
+    pub fn gpu(&self) -> bool {
+        self.build.as_ref().is_some_and(|b| b.gpu)
+    }
+
+    /// `build.python_version`, empty without a build section.
+    pub fn python_version(&self) -> &str {
+        self.build
+            .as_ref()
+            .map(|b| b.python_version.as_str())
+            .unwrap_or("")
+    }
+}
+
+impl Project {
+    /// Path of the config file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join(&self.file_name)
+    }
+
+    /// The first version of the first `torch` requirement (§2.5), `Some("")`
+    /// when torch is listed without a version, `None` when not listed.
+    pub fn torch_version(&self) -> Option<String> {
+        requirements::package_version(&self.requirements, "torch")
+    }
+
+    /// The first version of the first `tensorflow` requirement.
+    pub fn tensorflow_version(&self) -> Option<String> {
+        requirements::package_version(&self.requirements, "tensorflow")
+    }
+
+    /// `nvidia/cuda:<tag>` for the resolved CUDA/cuDNN (GPU projects).
+    pub fn cuda_base_image_tag(&self) -> Result<String, ConfigError> {
+        let build = self.config.build.clone().unwrap_or_default();
+        let cuda = build.cuda.unwrap_or_default();
+        let cudnn = build.cudnn.unwrap_or_default();
+        catalog::cuda_base_image_tag(&cuda, &cudnn).map_err(|message| {
+            ConfigError::single(
+                self.config_path(),
+                Problem::new(
+                    "build.cuda",
+                    message,
+                    "set build.cuda and build.cudnn to a pair listed in base-images/cuda.toml",
+                ),
+            )
+        })
+    }
+}
