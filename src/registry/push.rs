@@ -137,13 +137,40 @@ impl Client {
         progress.event(&ProgressEvent::Phase {
             name: "pushing manifest".into(),
         });
-        self.push_manifest(
+        self.push_manifest_if_changed(
             target,
             image.manifest_media_type(),
             image.manifest_bytes(),
             progress,
         )
         .await
+    }
+
+    /// Like [`Client::push_manifest`], but only a HEAD when the tag already
+    /// points at exactly these bytes (a no-op re-push).
+    pub async fn push_manifest_if_changed(
+        &self,
+        target: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+        progress: &Arc<dyn Progress>,
+    ) -> Result<Descriptor, RegistryError> {
+        let digest = Digest::of_bytes(bytes);
+        if let Some(existing) = self.head_manifest_direct(target).await?
+            && existing.digest == digest
+        {
+            progress.event(&ProgressEvent::ManifestPushed {
+                reference: target.to_string(),
+                digest,
+            });
+            return Ok(Descriptor::new(
+                media_type,
+                bytes.len() as u64,
+                existing.digest,
+            ));
+        }
+        self.push_manifest(target, media_type, bytes, progress)
+            .await
     }
 
     /// `PUT` a manifest or index under the reference's tag (or digest).
