@@ -38,7 +38,9 @@ impl TokenServer {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         for (name, password, actions) in users {
-            command.arg("--user").arg(format!("{name}:{password}:{actions}"));
+            command
+                .arg("--user")
+                .arg(format!("{name}:{password}:{actions}"));
         }
         let child = command.spawn().expect("python3 must be installed");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -46,7 +48,10 @@ impl TokenServer {
             if let Ok(text) = std::fs::read_to_string(&port_file) {
                 break text.trim().to_string();
             }
-            assert!(Instant::now() < deadline, "token server did not start (is python3-cryptography installed?)");
+            assert!(
+                Instant::now() < deadline,
+                "token server did not start (is python3-cryptography installed?)"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         TokenServer {
