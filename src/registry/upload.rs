@@ -21,6 +21,9 @@ pub const DEFAULT_CONCURRENCY: usize = 5;
 const MIN_CHUNK_SIZE: u64 = 1 << 20;
 /// Size of one read from the source and one body frame.
 const FRAME_SIZE: usize = 1 << 20;
+/// Offset corrections (413 shrinks, 416s, Range disagreements) tolerated
+/// within one attempt.
+const MAX_RESYNCS: u32 = 16;
 /// Emit byte progress at least every this many bytes.
 const PROGRESS_STEP: u64 = 8 << 20;
 
@@ -313,8 +316,7 @@ impl BlobUpload<'_> {
             .headers()
             .get(header::RANGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_range_end)
-            .map_or(0, |end| end + 1);
+            .map_or(0, offset_from_range);
         if let Some(session) = &mut self.session {
             session.location = location;
         }
@@ -377,6 +379,7 @@ impl BlobUpload<'_> {
         if let Some(session) = &mut self.session {
             session.chunked = true;
         }
+        let mut resyncs = 0;
         while offset < size {
             let session = self
                 .session
@@ -402,23 +405,34 @@ impl BlobUpload<'_> {
                 .await;
             let cursor = producer.await.into_cursor()?;
             let response = response?;
-            match response.status().as_u16() {
-                200..=299 => {
-                    let location = self.location_of(&response)?;
-                    if let Some(session) = &mut self.session {
-                        session.location = location;
-                    }
+            let status = response.status().as_u16();
+            if (200..300).contains(&status) {
+                let location = self.location_of(&response)?;
+                if let Some(session) = &mut self.session {
+                    session.location = location;
+                }
+            }
+            match status {
+                200..=299 if range_confirms(&response, offset + length) => {
                     self.cursor = cursor;
                     offset += length;
                     self.report_bytes(offset);
+                    continue;
                 }
-                413 => {
-                    self.shrink_chunk(length)?;
-                    offset = self.resume_offset().await?;
-                }
-                416 => offset = self.resume_offset().await?,
+                200..=299 | 416 => {}
+                413 => self.shrink_chunk(length)?,
                 _ => return Err(self.failure("PATCH", &url, response).await),
             }
+            resyncs += 1;
+            if resyncs > MAX_RESYNCS {
+                return Err(RegistryError::Network {
+                    registry: self.target.registry.clone(),
+                    detail: format!(
+                        "the upload offset kept disagreeing with the registry after {MAX_RESYNCS} resyncs"
+                    ),
+                });
+            }
+            offset = self.resume_offset().await?;
         }
         Ok(())
     }
@@ -669,6 +683,32 @@ fn chunk_limits(response: &Response) -> (u64, Option<u64>) {
     (min, max)
 }
 
+/// False if the response's `Range` says the registry holds a different
+/// number of bytes than we sent (registries do not all check
+/// `Content-Range`, so we do). No `Range` header counts as confirmation.
+fn range_confirms(response: &Response, expected_size: u64) -> bool {
+    match response
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(range) => offset_from_range(range) == expected_size,
+        None => true,
+    }
+}
+
+/// The next byte to send, from an upload's `Range: 0-N` header.
+///
+/// Distribution reports an empty upload as `0-0` (not `0--1`), so `0-0`
+/// means "nothing yet": resuming from byte 0 is always safe, whereas
+/// assuming one byte would silently corrupt the blob.
+pub fn offset_from_range(range: &str) -> u64 {
+    match parse_range_end(range) {
+        None | Some(0) => 0,
+        Some(end) => end + 1,
+    }
+}
+
 /// The inclusive end of a `Range: 0-N` (or `bytes=0-N`) header.
 pub fn parse_range_end(range: &str) -> Option<u64> {
     let range = range.trim().trim_start_matches("bytes=");
@@ -692,5 +732,8 @@ mod tests {
         assert_eq!(parse_range_end("0-1048575"), Some(1048575));
         assert_eq!(parse_range_end("bytes=0-9"), Some(9));
         assert_eq!(parse_range_end("garbage"), None);
+        assert_eq!(offset_from_range("0-0"), 0, "distribution's empty upload");
+        assert_eq!(offset_from_range("0--1"), 0);
+        assert_eq!(offset_from_range("0-4194303"), 4194304);
     }
 }
