@@ -216,6 +216,27 @@ async fn fault_413_above_3_mib_shrinks_chunks_and_survives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn fault_connection_cut_above_3_mib_shrinks_chunks_and_survives() {
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(
+        &registry.host,
+        vec![Fault::BodyLimitAbrupt { max: 3 * MIB }],
+    );
+    let (client, _dir) = client(8);
+    let image = TestImage::new(
+        &[("run.cog.config", "{}")],
+        vec![TestLayer::generated(12 * MIB, 10)],
+    );
+    let target = Reference::parse(&format!("{}/user/model:cut", proxy.host)).unwrap();
+    client
+        .push_image(&target, &image, &small_chunks(), &quiet())
+        .await
+        .unwrap();
+    assert!(proxy.fired(0) >= 2, "oversized chunks were cut");
+    assert_complete_and_clean(&registry, &target, &image).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fault_slow_responses_survived_for_push_and_pull() {
     let registry = Registry::start();
     let proxy = FaultProxy::start(

@@ -136,6 +136,7 @@ struct BlobUpload<'a> {
     session: Option<Session>,
     cursor: Option<Cursor>,
     mount_tried: bool,
+    chunk_failures: u32,
 }
 
 impl Client {
@@ -198,6 +199,7 @@ impl Client {
                 session: None,
                 cursor: None,
                 mount_tried: false,
+                chunk_failures: 0,
             };
             upload.run().await?
         };
@@ -404,7 +406,13 @@ impl BlobUpload<'_> {
                 .send_once(&self.target.registry, &self.scope, request)
                 .await;
             let cursor = producer.await.into_cursor()?;
-            let response = response?;
+            let response = match response {
+                Ok(response) => response,
+                Err(e) => {
+                    self.note_chunk_failure(length);
+                    return Err(e);
+                }
+            };
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
                 let location = self.location_of(&response)?;
@@ -414,6 +422,7 @@ impl BlobUpload<'_> {
             }
             match status {
                 200..=299 if range_confirms(&response, offset + length) => {
+                    self.chunk_failures = 0;
                     self.cursor = cursor;
                     offset += length;
                     self.report_bytes(offset);
@@ -435,6 +444,16 @@ impl BlobUpload<'_> {
             offset = self.resume_offset().await?;
         }
         Ok(())
+    }
+
+    /// A proxy that caps bodies may cut the connection instead of answering
+    /// 413: after two network failures of the same chunk, halve the chunk.
+    fn note_chunk_failure(&mut self, length: u64) {
+        self.chunk_failures += 1;
+        if self.chunk_failures >= 2 && length > MIN_CHUNK_SIZE {
+            self.chunk_failures = 0;
+            let _ = self.shrink_chunk(length);
+        }
     }
 
     fn shrink_chunk(&mut self, rejected: u64) -> Result<(), RegistryError> {

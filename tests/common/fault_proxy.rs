@@ -43,6 +43,13 @@ pub enum Fault {
         /// Largest accepted body.
         max: u64,
     },
+    /// Cut the connection (no answer, body not read) for every request
+    /// whose body is larger than `max` bytes, like a proxy that drops
+    /// oversized uploads.
+    BodyLimitAbrupt {
+        /// Largest accepted body.
+        max: u64,
+    },
     /// Delay every response by this long before forwarding it.
     Slow {
         /// The delay.
@@ -182,7 +189,9 @@ fn choose_fault(shared: &Shared, head: &Head) -> Option<usize> {
                     && shared.matched[index].fetch_add(1, Ordering::SeqCst) >= *skip
                     && try_fire(shared, index, *times)
             }
-            Fault::BodyLimit { max } => head.length > *max && try_fire(shared, index, usize::MAX),
+            Fault::BodyLimit { max } | Fault::BodyLimitAbrupt { max } => {
+                head.length > *max && try_fire(shared, index, usize::MAX)
+            }
             Fault::Slow { .. } => false,
         };
         if fire {
@@ -219,6 +228,10 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         Some(Fault::BodyLimit { .. }) => {
             answer_after_draining(&mut reader, &mut writer, &head, 413)
+        }
+        Some(Fault::BodyLimitAbrupt { .. }) => {
+            let _ = writer.shutdown(Shutdown::Both);
+            Ok(())
         }
         Some(Fault::ResetMidBody { after, .. }) => {
             let mut upstream = TcpStream::connect(&shared.upstream)?;
