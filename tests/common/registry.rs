@@ -379,11 +379,9 @@ pub mod images {
                 .min((self.size - self.offset) as usize);
             buffer[..n].copy_from_slice(&self.block[within..within + n]);
             let marker = index.to_le_bytes();
-            for (i, byte) in buffer[..n].iter_mut().enumerate() {
-                let position = within + i;
-                if position < 8 {
-                    *byte = marker[position];
-                }
+            if within < 8 {
+                let end = n.min(8 - within);
+                buffer[..end].copy_from_slice(&marker[within..within + end]);
             }
             self.offset += n as u64;
             Ok(n)
