@@ -263,3 +263,94 @@ async fn login_verifies_then_stores_credentials_like_docker() {
     let target = Reference::parse(&format!("{}/carol/model:v1", registry.host)).unwrap();
     push_and_pull(&fresh, &target).await.unwrap();
 }
+
+/// A loopback stand-in for Replicate's `/cog/v1/verify-token` endpoint:
+/// answers `{"username":"replicate-user"}` for the token `good-token`.
+fn start_verify_token_server() -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0usize;
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let (status, reply) = if request_line.starts_with("POST /cog/v1/verify-token")
+                && body == "token=good-token"
+            {
+                ("200 OK", r#"{"username":"replicate-user"}"#)
+            } else {
+                ("401 Unauthorized", r#"{"detail":"bad token"}"#)
+            };
+            bodies.push(body);
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            )
+            .unwrap();
+        }
+        bodies
+    });
+    (host, handle)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicate_login_exchanges_the_token_and_stores_it() {
+    let (host, server) = start_verify_token_server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let mut config = DockerConfig::load(&path).unwrap();
+    let client = client(config.clone());
+
+    let err = client
+        .login_replicate(&host, "r8_apitoken", &mut config)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("API token"), "{err}");
+
+    let err = client
+        .login_replicate(&host, "bad-token", &mut config)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(!err.to_string().contains("bad-token"));
+
+    let username = client
+        .login_replicate(&host, "good-token", &mut config)
+        .await
+        .unwrap();
+    assert_eq!(username, "replicate-user");
+    let stored = DockerConfig::load(&path)
+        .unwrap()
+        .credential_for(&host)
+        .unwrap();
+    assert_eq!(
+        stored,
+        Some(cogpack::registry::Credential::Basic {
+            username: "replicate-user".into(),
+            password: "good-token".into()
+        })
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        vec!["token=bad-token", "token=good-token"]
+    );
+}

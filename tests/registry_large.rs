@@ -6,7 +6,9 @@
 mod registry;
 
 use cogpack::oci::Blob;
-use cogpack::registry::{Client, ClientOptions, DockerConfig, NoProgress, Progress, Reference, UploadOptions};
+use cogpack::registry::{
+    Client, ClientOptions, DockerConfig, NoProgress, Progress, Reference, UploadOptions,
+};
 use registry::Registry;
 use registry::images::{TestImage, TestLayer};
 use std::sync::Arc;
@@ -30,18 +32,35 @@ async fn chunked_upload_of_1_gib_keeps_peak_rss_under_200_mb() {
         ..Default::default()
     })
     .unwrap();
-    let image = TestImage::new(&[("run.cog.config", "{}")], vec![TestLayer::generated(GIB, 42)]);
+    let image = TestImage::new(
+        &[("run.cog.config", "{}")],
+        vec![TestLayer::generated(GIB, 42)],
+    );
     let target = Reference::parse(&format!("{}/user/large:v1", registry.host)).unwrap();
     let progress: Arc<dyn Progress> = Arc::new(NoProgress);
     let options = UploadOptions::default();
-    assert!(GIB > options.multipart_threshold, "the default settings chunk this blob");
+    assert!(
+        GIB > options.multipart_threshold,
+        "the default settings chunk this blob"
+    );
 
     let started = Instant::now();
-    client.push_image(&target, &image, &options, &progress).await.unwrap();
+    client
+        .push_image(&target, &image, &options, &progress)
+        .await
+        .unwrap();
     let elapsed = started.elapsed();
 
-    let patches: Vec<_> = registry.requests().into_iter().filter(|r| r.method == "PATCH").collect();
-    assert_eq!(patches.len() as u64, GIB.div_ceil(options.chunk_size), "{patches:?}");
+    let patches: Vec<_> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert_eq!(
+        patches.len() as u64,
+        GIB.div_ceil(options.chunk_size),
+        "{patches:?}"
+    );
     let layer = &image.layers[0];
     let stored = registry
         .root

@@ -573,3 +573,68 @@ impl Image for RemoteImage {
         vec![self.base.clone(), self.own.clone()]
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_schema2_bases_and_manifest_lists_are_read_as_such() {
+    let registry = Registry::start();
+    let (client, _dir) = client();
+    let oci = sample_image("docker base");
+    let repo = reference(&registry, "nvidia/cuda:12.1-docker");
+    for layer in &oci.layers {
+        client
+            .push_blob(&repo, layer.clone(), &UploadOptions::default(), &quiet())
+            .await
+            .unwrap();
+    }
+    let config = cogpack::registry::BytesBlob::new(media::DOCKER_CONFIG, oci.config.clone());
+    client
+        .push_blob(&repo, Arc::new(config), &UploadOptions::default(), &quiet())
+        .await
+        .unwrap();
+    let layers: Vec<serde_json::Value> = oci
+        .layers
+        .iter()
+        .map(|l| {
+            let d = cogpack::oci::Blob::descriptor(l.as_ref());
+            serde_json::json!({"mediaType": media::DOCKER_LAYER_GZIP, "size": d.size, "digest": d.digest.to_string()})
+        })
+        .collect();
+    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::DOCKER_MANIFEST,
+        "config": {"mediaType": media::DOCKER_CONFIG, "size": oci.config.len(), "digest": Digest::of_bytes(&oci.config).to_string()},
+        "layers": layers,
+    }))
+    .unwrap();
+    let single = repo.with_tag("single");
+    client
+        .push_manifest(&single, media::DOCKER_MANIFEST, &manifest, &quiet())
+        .await
+        .unwrap();
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::DOCKER_MANIFEST_LIST,
+        "manifests": [{"mediaType": media::DOCKER_MANIFEST, "size": manifest.len(), "digest": Digest::of_bytes(&manifest).to_string(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .unwrap();
+    client
+        .push_manifest(&repo, media::DOCKER_MANIFEST_LIST, &list, &quiet())
+        .await
+        .unwrap();
+
+    for source in [&single, &repo] {
+        let pulled = client
+            .pull_shallow(source, &Platform::linux_amd64())
+            .await
+            .unwrap();
+        assert_eq!(pulled.manifest.media_type, media::DOCKER_MANIFEST);
+        assert_eq!(
+            pulled.manifest.bytes, manifest,
+            "schema2 bytes kept exactly"
+        );
+        assert_eq!(pulled.config.media_type, media::DOCKER_CONFIG);
+        assert_eq!(pulled.layers[0].media_type, media::DOCKER_LAYER_GZIP);
+        assert_eq!(pulled.config_bytes, oci.config);
+    }
+}

@@ -54,6 +54,23 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
 }
 
+impl ClientOptions {
+    /// Options from the registries config file, the environment
+    /// (`COGPACK_REGISTRY_MIRRORS`, `COGPACK_INSECURE_REGISTRIES`) and the
+    /// command line (`--registry-mirror`, `--insecure-registry`), with
+    /// credentials from the default Docker config.
+    pub fn from_env(
+        cli_mirrors: &[String],
+        cli_insecure: &[String],
+    ) -> Result<Self, RegistryError> {
+        Ok(ClientOptions {
+            settings: RegistrySettings::load(cli_mirrors, cli_insecure)?,
+            docker_config: None,
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
 /// How a registry host wants to be authenticated, learnt from its challenge.
 #[derive(Debug, Clone)]
 enum HostAuth {

@@ -28,6 +28,7 @@ pub use error::RegistryError;
 pub use inspect::{CogModel, cog_model_from_config};
 pub use progress::{
     BarProgress, BlobOutcome, JsonProgress, NoProgress, PlainProgress, Progress, ProgressEvent,
+    ProgressMode, reporter,
 };
 pub use pull::{FetchedManifest, PulledImage};
 pub use push::{BundlePushed, BundleWeight, BytesBlob, bundle_index};

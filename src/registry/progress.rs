@@ -78,6 +78,37 @@ pub trait Progress: Send + Sync {
     fn event(&self, event: &ProgressEvent);
 }
 
+/// How progress is shown (`--progress` / `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Bars when stderr is a terminal (and `TERM` is not `dumb`), else plain lines.
+    Auto,
+    /// Plain lines on stderr.
+    Plain,
+    /// JSON lines on stdout.
+    Json,
+    /// Nothing.
+    Quiet,
+}
+
+/// A reporter for a mode.
+pub fn reporter(mode: ProgressMode) -> std::sync::Arc<dyn Progress> {
+    use std::io::IsTerminal;
+    match mode {
+        ProgressMode::Auto => {
+            let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+            if std::io::stderr().is_terminal() && !dumb {
+                std::sync::Arc::new(BarProgress::default())
+            } else {
+                std::sync::Arc::new(PlainProgress)
+            }
+        }
+        ProgressMode::Plain => std::sync::Arc::new(PlainProgress),
+        ProgressMode::Json => std::sync::Arc::new(JsonProgress::new(std::io::stdout())),
+        ProgressMode::Quiet => std::sync::Arc::new(NoProgress),
+    }
+}
+
 /// Discards every event.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoProgress;

@@ -231,14 +231,21 @@ impl BlobUpload<'_> {
     }
 
     async fn attempt(&mut self) -> Result<BlobOutcome, RegistryError> {
-        let offset = match self.session.is_some() {
-            true => self.resume_offset().await?,
-            false => 0,
+        let chunked_session = self.session.as_ref().is_some_and(|s| s.chunked);
+        if !chunked_session && self.blob.size() <= self.options.multipart_threshold {
+            // A monolithic upload is never resumed: a failed PUT may have
+            // left bytes in its session, so every attempt gets a fresh one.
+            self.session = None;
+        }
+        let offset = if self.session.is_some() {
+            self.resume_offset().await?
+        } else {
+            0
         };
-        if self.session.is_none() {
-            if let Some(outcome) = self.start_session().await? {
-                return Ok(outcome);
-            }
+        if self.session.is_none()
+            && let Some(outcome) = self.start_session().await?
+        {
+            return Ok(outcome);
         }
         let size = self.blob.size();
         let chunked = self.session.as_ref().is_some_and(|s| s.chunked)
