@@ -139,7 +139,9 @@ fn write_layout(layout: &Path, size: u64) -> LayoutImage {
 fn skopeo_copy(layout: &Path, host: &str) -> f64 {
     let started = Instant::now();
     let status = Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        // --preserve-digests: copy the layer as is (skopeo would otherwise
+        // gzip an uncompressed layer, which is not the same work).
+        .args(["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:bench", layout.display()))
         .arg(format!("docker://{host}/bench/skopeo:v1"))
         .status()
