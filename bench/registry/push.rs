@@ -141,7 +141,12 @@ fn skopeo_copy(layout: &Path, host: &str) -> f64 {
     let status = Command::new("skopeo")
         // --preserve-digests: copy the layer as is (skopeo would otherwise
         // gzip an uncompressed layer, which is not the same work).
-        .args(["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false"])
+        .args([
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:bench", layout.display()))
         .arg(format!("docker://{host}/bench/skopeo:v1"))
         .status()
