@@ -102,7 +102,9 @@ impl RegistrySettings {
         let parsed = mapping
             .split_once('=')
             .map(|(s, m)| (s.trim(), m.trim()))
-            .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'));
+            .filter(|(s, m)| {
+                !s.is_empty() && !strip_scheme(m).is_empty() && !strip_scheme(m).contains('/')
+            });
         let Some((source, mirror)) = parsed else {
             return Err(RegistryError::Config {
                 detail: format!(
@@ -114,9 +116,15 @@ impl RegistrySettings {
         Ok(())
     }
 
+    /// Adds a mirror; an explicit `http://` prefix marks the mirror host as
+    /// plain HTTP (an explicit choice, never a fallback).
     fn add_mirror(&mut self, source: &str, mirror: &str) {
+        let host = strip_scheme(mirror).to_string();
+        if mirror.starts_with("http://") && !self.insecure.contains(&host) {
+            self.insecure.push(host.clone());
+        }
         let list = self.mirrors.entry(canonical_registry(source)).or_default();
-        let mirror = strip_scheme(mirror).to_string();
+        let mirror = host;
         if !list.contains(&mirror) {
             list.push(mirror);
         }
@@ -200,6 +208,13 @@ mod tests {
             .unwrap();
         assert_eq!(s.mirrors_for("index.docker.io"), ["127.0.0.1:5000"]);
         assert_eq!(s.mirrors_for("r8.im"), ["127.0.0.1:5001"]);
+        s.add_mirror_mapping("ghcr.io=http://mirror.lan:5000", "test")
+            .unwrap();
+        assert!(
+            s.allows_plain_http("mirror.lan:5000"),
+            "explicit http:// mirrors are plain HTTP"
+        );
+        assert!(!s.allows_plain_http("ghcr.io"));
         assert!(s.mirrors_for("ghcr.io").is_empty());
         let err = s
             .add_mirror_mapping("docker.io", "--registry-mirror")
