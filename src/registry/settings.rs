@@ -215,7 +215,8 @@ mod tests {
             "explicit http:// mirrors are plain HTTP"
         );
         assert!(!s.allows_plain_http("ghcr.io"));
-        assert!(s.mirrors_for("ghcr.io").is_empty());
+        assert_eq!(s.mirrors_for("ghcr.io"), ["mirror.lan:5000"]);
+        assert!(s.mirrors_for("quay.io").is_empty());
         let err = s
             .add_mirror_mapping("docker.io", "--registry-mirror")
             .unwrap_err();
