@@ -363,3 +363,30 @@ impl Blob for LyingBlob {
         self.inner.open()
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_run_in_parallel_but_never_above_the_concurrency_limit() {
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(
+        &registry.host,
+        vec![Fault::Slow {
+            delay: Duration::from_millis(100),
+        }],
+    );
+    let (client, _dir) = client(2);
+    let layers = (0..8)
+        .map(|seed| TestLayer::generated(MIB, 100 + seed))
+        .collect();
+    let image = TestImage::new(&[("run.cog.config", "{}")], layers);
+    let options = UploadOptions {
+        concurrency: 3,
+        ..small_chunks()
+    };
+    let target = Reference::parse(&format!("{}/user/model:parallel", proxy.host)).unwrap();
+    client
+        .push_image(&target, &image, &options, &quiet())
+        .await
+        .unwrap();
+    assert_eq!(proxy.max_in_flight(), 3, "three blobs at a time, no more");
+    assert_complete_and_clean(&registry, &target, &image).await;
+}

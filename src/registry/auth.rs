@@ -146,12 +146,14 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// A token valid for `expires_in` seconds (docker's default is 60).
+    /// A token valid for `expires_in` seconds (docker's default is 60),
+    /// retired a little early (up to 5 s, at most half its lifetime).
     pub fn new(value: String, expires_in: Option<u64>) -> Self {
-        let lifetime = expires_in.unwrap_or(60).max(10);
+        let lifetime = expires_in.unwrap_or(60);
+        let margin = (lifetime / 2).min(5);
         Token {
             value,
-            expires: Instant::now() + Duration::from_secs(lifetime - 5),
+            expires: Instant::now() + Duration::from_secs(lifetime - margin),
         }
     }
 

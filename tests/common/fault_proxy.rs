@@ -77,6 +77,8 @@ struct Shared {
     matched: Vec<AtomicUsize>,
     seen: Mutex<Vec<SeenRequest>>,
     stop: AtomicBool,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// A running proxy; dropping it stops accepting connections.
@@ -98,6 +100,8 @@ impl FaultProxy {
             faults,
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -118,6 +122,11 @@ impl FaultProxy {
     /// How many times fault number `index` fired.
     pub fn fired(&self, index: usize) -> usize {
         self.shared.fired[index].load(Ordering::SeqCst)
+    }
+
+    /// The most requests that were being handled at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every request seen so far.
@@ -209,13 +218,52 @@ fn try_fire(shared: &Shared, index: usize, times: usize) -> bool {
         .is_ok()
 }
 
+/// Handles one connection, tracking how many requests are handled at once
+/// (from the end of the request head to the end of the response).
 fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut writer = client;
     let Some(head) = read_head(&mut reader)? else {
         return Ok(());
     };
-    let fault = choose_fault(shared, &head);
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let in_flight = InFlight {
+        shared,
+        done: AtomicBool::new(false),
+    };
+    respond(&mut reader, &mut writer, &head, &in_flight)
+}
+
+/// Marks a request as handled when its answer starts (before the client can
+/// see it and send its next request), or when dropped.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    done: AtomicBool,
+}
+
+impl InFlight<'_> {
+    fn finish(&self) {
+        if !self.done.swap(true, Ordering::SeqCst) {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn respond(
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut TcpStream,
+    head: &Head,
+    in_flight: &InFlight,
+) -> std::io::Result<()> {
+    let shared = in_flight.shared;
+    let fault = choose_fault(shared, head);
     shared.seen.lock().unwrap().push(SeenRequest {
         method: head.method.clone(),
         path: head.path.clone(),
@@ -224,10 +272,10 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     });
     match fault.map(|i| &shared.faults[i]) {
         Some(Fault::Status { status, .. }) => {
-            answer_after_draining(&mut reader, &mut writer, &head, *status)
+            answer_after_draining(reader, writer, head, in_flight, *status)
         }
         Some(Fault::BodyLimit { .. }) => {
-            answer_after_draining(&mut reader, &mut writer, &head, 413)
+            answer_after_draining(reader, writer, head, in_flight, 413)
         }
         Some(Fault::BodyLimitAbrupt { .. }) => {
             let _ = writer.shutdown(Shutdown::Both);
@@ -235,14 +283,14 @@ fn handle(client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         Some(Fault::ResetMidBody { after, .. }) => {
             let mut upstream = TcpStream::connect(&shared.upstream)?;
-            write_head(&mut upstream, &head)?;
-            std::io::copy(&mut (&mut reader).take(*after), &mut upstream)?;
+            write_head(&mut upstream, head)?;
+            std::io::copy(&mut reader.take(*after), &mut upstream)?;
             std::thread::sleep(Duration::from_millis(50));
             let _ = upstream.shutdown(Shutdown::Both);
             let _ = writer.shutdown(Shutdown::Both);
             Ok(())
         }
-        _ => forward(&mut reader, &mut writer, &head, shared),
+        _ => forward(reader, writer, head, in_flight),
     }
 }
 
@@ -264,9 +312,11 @@ fn answer_after_draining(
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
     head: &Head,
+    in_flight: &InFlight,
     status: u16,
 ) -> std::io::Result<()> {
     std::io::copy(&mut reader.take(head.length), &mut std::io::sink())?;
+    in_flight.finish();
     let body = format!(
         "{{\"errors\":[{{\"code\":\"INJECTED\",\"message\":\"fault proxy answered {status}\"}}]}}"
     );
@@ -282,8 +332,9 @@ fn forward(
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
     head: &Head,
-    shared: &Shared,
+    in_flight: &InFlight,
 ) -> std::io::Result<()> {
+    let shared = in_flight.shared;
     let mut upstream = TcpStream::connect(&shared.upstream)?;
     write_head(&mut upstream, head)?;
     std::io::copy(&mut reader.take(head.length), &mut upstream)?;
@@ -315,6 +366,7 @@ fn forward(
     }
     let mut text = response_head.concat();
     text.push_str("Connection: close\r\n\r\n");
+    in_flight.finish();
     writer.write_all(text.as_bytes())?;
     if head.method != "HEAD" {
         std::io::copy(&mut upstream_reader, writer)?;
