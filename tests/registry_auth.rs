@@ -354,3 +354,28 @@ async fn replicate_login_exchanges_the_token_and_stores_it() {
         vec!["token=bad-token", "token=good-token"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_auth_with_an_identity_token_uses_the_oauth2_refresh_grant() {
+    let server = TokenServer::start(&[("erin", "refresh-me-123", "pull,push")]);
+    let registry = token_registry(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"auths": {registry.host.clone(): {"identitytoken": "refresh-me-123"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let client = client(DockerConfig::load(&path).unwrap());
+    let target = Reference::parse(&format!("{}/erin/model:v1", registry.host)).unwrap();
+    push_and_pull(&client, &target).await.unwrap();
+    let tokens = server.requests();
+    assert!(!tokens.is_empty());
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t["method"] == "POST" && t["subject"] == "erin"),
+        "{tokens:?}"
+    );
+}

@@ -3,8 +3,11 @@
 Started by tests/common/token_server.rs. It makes its own EC key and
 self-signed certificate in --dir, listens on an ephemeral loopback port and
 writes that port to --port-file. Users come as --user NAME:PASSWORD:ACTIONS
-(ACTIONS like "pull,push"); anonymous callers get "pull" only. Every token
-request is appended as one JSON line to DIR/requests.log.
+(ACTIONS like "pull,push"); anonymous callers get "pull" only. GET with Basic
+auth or nothing (docker's token flow); POST with grant_type=refresh_token,
+where the user's password doubles as its refresh token (OAuth2 flow used
+for identity tokens). Every token request is appended as one JSON line to
+DIR/requests.log.
 """
 
 import argparse
@@ -85,6 +88,20 @@ def main():
     log_path = os.path.join(args.dir, "requests.log")
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            refresh = form.get("refresh_token", [""])[0]
+            subject = next((name for name, (password, _) in users.items() if password == refresh), None)
+            if form.get("grant_type", [""])[0] != "refresh_token" or subject is None:
+                self.record("", 401, "POST")
+                self.send_response(401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            scopes = form.get("scope", [""])[0].split()
+            self.issue(subject, users[subject][1], form.get("service", [args.service])[0], scopes, "POST")
+
         def do_GET(self):
             query = parse_qs(urlsplit(self.path).query)
             subject, allowed = "", {"pull"}
@@ -93,34 +110,40 @@ def main():
                 name, _, password = base64.b64decode(header[6:]).decode().partition(":")
                 known = users.get(name)
                 if known is None or known[0] != password:
-                    self.record(name, 401)
+                    self.record(name, 401, "GET")
                     self.send_response(401)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 subject, allowed = name, known[1]
+            self.issue(subject, allowed, query.get("service", [args.service])[0], query.get("scope", []), "GET")
+
+        def issue(self, subject, allowed, service, scopes, method):
             now = int(time.time())
             claims = {
                 "iss": args.issuer,
                 "sub": subject,
-                "aud": query.get("service", [args.service])[0],
+                "aud": service,
                 "exp": now + args.expires_in,
                 "nbf": now - 30,
                 "iat": now,
                 "jti": secrets.token_hex(8),
-                "access": granted_access(query.get("scope", []), allowed),
+                "access": granted_access(scopes, allowed),
             }
-            body = json.dumps({"token": sign_jwt(key, chain, claims), "expires_in": args.expires_in}).encode()
-            self.record(subject, 200)
+            token = sign_jwt(key, chain, claims)
+            field = "access_token" if method == "POST" else "token"
+            body = json.dumps({field: token, "expires_in": args.expires_in}).encode()
+            self.record(subject, 200, method)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def record(self, subject, status):
+        def record(self, subject, status, method):
+            entry = {"method": method, "path": self.path, "subject": subject, "status": status}
             with open(log_path, "a") as log:
-                log.write(json.dumps({"path": self.path, "subject": subject, "status": status}) + "\n")
+                log.write(json.dumps(entry) + "\n")
 
         def log_message(self, *_):
             pass
