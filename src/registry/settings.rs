@@ -7,6 +7,7 @@
 //!
 //! ```toml
 //! insecure = ["registry.lan:5000"]
+//! secure = ["127.0.0.1:5443"]   # HTTPS even though loopback
 //! [mirrors]
 //! "docker.io" = ["127.0.0.1:5000"]
 //! "r8.im" = ["127.0.0.1:5000"]
@@ -34,6 +35,9 @@ pub struct RegistrySettings {
     pub mirrors: BTreeMap<String, Vec<String>>,
     /// Hosts spoken to over plain HTTP even though they are not loopback.
     pub insecure: Vec<String>,
+    /// Hosts always spoken to over HTTPS, even on loopback (a local
+    /// registry with TLS).
+    pub secure: Vec<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -41,6 +45,8 @@ pub struct RegistrySettings {
 struct SettingsFile {
     #[serde(default)]
     insecure: Vec<String>,
+    #[serde(default)]
+    secure: Vec<String>,
     #[serde(default)]
     mirrors: BTreeMap<String, Vec<String>>,
 }
@@ -87,6 +93,7 @@ impl RegistrySettings {
         })?;
         let mut settings = RegistrySettings {
             insecure: file.insecure,
+            secure: file.secure,
             ..Default::default()
         };
         for (source, mirrors) in file.mirrors {
@@ -137,9 +144,11 @@ impl RegistrySettings {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// True if plain HTTP is allowed for the host: loopback or listed insecure.
+    /// True if the host is spoken to over plain HTTP: loopback or listed
+    /// insecure, unless listed secure. Never decided by trying HTTPS first.
     pub fn allows_plain_http(&self, host: &str) -> bool {
-        is_loopback_host(host) || self.insecure.iter().any(|h| strip_scheme(h) == host)
+        let listed = |list: &[String]| list.iter().any(|h| strip_scheme(h) == host);
+        !listed(&self.secure) && (is_loopback_host(host) || listed(&self.insecure))
     }
 }
 
