@@ -34,6 +34,65 @@ pub struct CogModel {
     pub weights: Vec<Descriptor>,
 }
 
+impl CogModel {
+    /// A human summary for `cogpack inspect`: reference, format, Cog
+    /// version, Python version, predictor, schema inputs and weights.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![
+            format!("model      {}@{}", self.reference, self.digest),
+            format!("format     {}", self.format),
+            format!(
+                "cog        {}",
+                self.cog_version.as_deref().unwrap_or("unknown")
+            ),
+        ];
+        let field = |pointer: &str| {
+            self.config
+                .pointer(pointer)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        if let Some(python) = field("/build/python_version") {
+            lines.push(format!("python     {python}"));
+        }
+        if let Some(gpu) = self.config.pointer("/build/gpu").and_then(|v| v.as_bool()) {
+            lines.push(format!("gpu        {gpu}"));
+        }
+        if let Some(predict) = field("/predict") {
+            lines.push(format!("predict    {predict}"));
+        }
+        if let Some(train) = field("/train") {
+            lines.push(format!("train      {train}"));
+        }
+        let inputs = self.schema_inputs();
+        if !inputs.is_empty() {
+            lines.push(format!("inputs     {}", inputs.join(", ")));
+        }
+        for weight in &self.weights {
+            let name = weight
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("run.cog.weight.name"))
+                .map_or("?", String::as_str);
+            lines.push(format!(
+                "weight     {name} {} ({} bytes manifest)",
+                weight.digest, weight.size
+            ));
+        }
+        lines.join("\n")
+    }
+
+    /// Input names of the predict schema (`components.schemas.Input.properties`).
+    pub fn schema_inputs(&self) -> Vec<String> {
+        self.schema
+            .as_ref()
+            .and_then(|s| s.pointer("/components/schemas/Input/properties"))
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 impl Client {
     /// Reads a model from the registry. An index counts as a bundle: its
     /// linux/amd64 image (else the first non-`unknown` entry) gives the labels.
@@ -148,5 +207,23 @@ mod tests {
         assert_eq!(model.cog_version.as_deref(), Some("0.19.0"));
         assert!(model.schema.is_none());
         assert!(model.config.get("build").is_some());
+        assert!(model.summary().contains("cog        0.19.0"));
+    }
+
+    #[test]
+    fn summary_lists_schema_inputs() {
+        let schema = r#"{\"components\":{\"schemas\":{\"Input\":{\"properties\":{\"prompt\":{},\"seed\":{}}}}}}"#;
+        let config = format!(
+            r#"{{"config":{{"Labels":{{"run.cog.config":"{{\"build\":{{\"python_version\":\"3.11\"}},\"predict\":\"predict.py:Predictor\"}}","run.cog.openapi_schema":"{schema}"}}}}}}"#
+        );
+        let model = cog_model_from_config("r8.im/u/m", config.as_bytes()).unwrap();
+        assert_eq!(model.schema_inputs(), vec!["prompt", "seed"]);
+        let summary = model.summary();
+        assert!(summary.contains("python     3.11"), "{summary}");
+        assert!(
+            summary.contains("predict    predict.py:Predictor"),
+            "{summary}"
+        );
+        assert!(summary.contains("inputs     prompt, seed"), "{summary}");
     }
 }

@@ -255,6 +255,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plain_lines_name_the_blob_and_outcome_and_skip_byte_counts() {
+        let digest = crate::oci::Digest::of_bytes(b"y");
+        let short = &digest.hex()[..12];
+        let done = ProgressEvent::BlobDone {
+            digest: digest.clone(),
+            outcome: BlobOutcome::Existed,
+        };
+        assert_eq!(
+            plain_line(&done).unwrap(),
+            format!("{short} already exists")
+        );
+        let bytes = ProgressEvent::BlobBytes {
+            digest,
+            sent: 1,
+            size: 2,
+        };
+        assert!(plain_line(&bytes).is_none());
+    }
+
+    #[test]
     fn json_events_are_one_line_each_with_a_tag() {
         let progress = JsonProgress::new(Vec::new());
         let digest = crate::oci::Digest::of_bytes(b"x");
