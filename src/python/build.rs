@@ -66,7 +66,7 @@ pub fn build_wheel(uv: &Path, package: &str, source: &BuildSource, cache_dir: &P
     let src = prepare_source(source, scratch.path()).map_err(|e| failed(format!("{e:#}")))?;
     let staging = scratch.path().join("out");
     let output = Command::new(uv)
-        .args(["build", "--wheel", "--quiet", "--out-dir"])
+        .args(["build", "--wheel", "--out-dir"])
         .arg(&staging)
         .arg(&src)
         .env("CC", "/bin/false")
@@ -134,7 +134,14 @@ fn prepare_source(source: &BuildSource, scratch: &Path) -> Result<PathBuf> {
                 None => dir,
             })
         }
-        BuildSource::Directory(p) => Ok(p.clone()),
+        BuildSource::Directory(p) => {
+            let copy = scratch.join("source");
+            let status = Command::new("cp").arg("-a").arg(p).arg(&copy).status().context("running cp")?;
+            if !status.success() {
+                bail!("copying {} failed", p.display());
+            }
+            Ok(copy)
+        }
     }
 }
 
