@@ -54,6 +54,22 @@ fn make_git_repo(dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A pure-Python sdist (built with `uv build --sdist`) placed in `dest_dir`.
+fn make_sdist(work: &Path, dest_dir: &Path) {
+    let src = work.join("sdistsrc");
+    std::fs::create_dir_all(src.join("sdistpkg")).unwrap();
+    // setuptools, not hatchling: hatchling honours the `.gitignore` uv keeps
+    // in its cache directory and would build an empty wheel from the sdist.
+    std::fs::write(
+        src.join("pyproject.toml"),
+        "[project]\nname = \"sdistpkg\"\nversion = \"0.2\"\n[build-system]\nrequires = [\"setuptools==75.6.0\"]\nbuild-backend = \"setuptools.build_meta\"\n[tool.setuptools]\npackages = [\"sdistpkg\"]\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("sdistpkg/__init__.py"), "VALUE = 2\n").unwrap();
+    let ok = Command::new("uv").args(["build", "--sdist", "--quiet", "--out-dir"]).arg(dest_dir).arg(&src).status().unwrap().success();
+    assert!(ok, "uv build --sdist");
+}
+
 #[test]
 fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     uv();
@@ -61,6 +77,8 @@ fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     let index_root = work.path().join("index");
     std::fs::create_dir_all(index_root.join("simple/localpkg")).unwrap();
     write_localpkg(&index_root.join("simple/localpkg"));
+    std::fs::create_dir_all(index_root.join("simple/sdistpkg")).unwrap();
+    make_sdist(work.path(), &index_root.join("simple/sdistpkg"));
     let server = HttpServer::start(&index_root);
 
     let repo = work.path().join("gitrepo");
@@ -71,7 +89,7 @@ fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     write_wheel(&project.join("dist/projwheel-0.1-py3-none-any.whl"), "projwheel", "0.1", &[("projwheel.py", b"X = 1\n")], false);
 
     let requirements = format!(
-        "--extra-index-url http://127.0.0.1:{}/simple/\nlocalpkg==1.0\ngitdemo @ git+file://{}\n./dist/projwheel-0.1-py3-none-any.whl\n",
+        "--extra-index-url http://127.0.0.1:{}/simple/\nlocalpkg==1.0\nsdistpkg==0.2\ngitdemo @ git+file://{}\n./dist/projwheel-0.1-py3-none-any.whl\n",
         server.port,
         repo.display()
     );
@@ -92,6 +110,7 @@ fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     assert!(bin.join("gitdemo").is_file(), "console script of the git project");
     assert!(sp.join("gitdemo/__init__.py").is_file());
     assert!(sp.join("projwheel.py").is_file());
+    assert_eq!(std::fs::read_to_string(sp.join("sdistpkg/__init__.py")).unwrap(), "VALUE = 2\n", "sdist built on the host");
     let git_direct = std::fs::read_to_string(sp.join("gitdemo-0.3.0.dist-info/direct_url.json")).unwrap();
     assert!(git_direct.contains(&commit) && git_direct.contains("\"vcs\": \"git\""), "{git_direct}");
     assert!(!sp.join("localpkg-1.0.dist-info/direct_url.json").exists(), "index installs carry no direct_url.json");
@@ -110,6 +129,14 @@ fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     let mut sorted = lines.clone();
     sorted.sort_by_key(|l| l.to_lowercase());
     assert_eq!(lines, sorted, "pip freeze order");
+
+    // The real pip, run over the installed tree, prints the same text.
+    cogpack::python::materialize(&layers.cog_runtime, &root).unwrap();
+    let pip = Command::new("python3").args(["-m", "pip", "freeze", "--path"]).arg(&sp).output().unwrap();
+    assert!(pip.status.success(), "pip freeze: {}", String::from_utf8_lossy(&pip.stderr));
+    assert_eq!(String::from_utf8(pip.stdout).unwrap(), *freeze, "pip freeze of the installed tree");
+    let scanned = cogpack::python::freeze::scan_site_packages(&sp).unwrap();
+    assert_eq!(cogpack::python::pip_freeze(&scanned, (3, 11)), *freeze, "freeze from a scanned site-packages");
 
     let lock = std::fs::read_to_string(project.join("pylock.cogpack.toml")).unwrap();
     assert!(lock.contains("name = \"uv\"") && lock.contains("version = \"0.9.26\""), "uv pinned in the lock");

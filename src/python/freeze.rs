@@ -79,3 +79,48 @@ mod tests {
         assert_eq!(out, "Foo==1.0rc1\n");
     }
 }
+
+/// Reads the `*.dist-info` directories of an unpacked site-packages
+/// directory (e.g. from a base image) in `pip`'s file-name order, for
+/// [`pip_freeze`].
+pub fn scan_site_packages(dir: &std::path::Path) -> anyhow::Result<Vec<FrozenDist>> {
+    use anyhow::Context as _;
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dist-info") && p.is_dir())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for info in names {
+        let meta = std::fs::read_to_string(info.join("METADATA")).with_context(|| format!("reading {}/METADATA", info.display()))?;
+        let (name, version) = super::wheel::parse_metadata(&meta).with_context(|| format!("{}/METADATA", info.display()))?;
+        let direct_url = match std::fs::read_to_string(info.join("direct_url.json")) {
+            Ok(text) => Some(parse_direct_url(&text).with_context(|| format!("{}/direct_url.json", info.display()))?),
+            Err(_) => None,
+        };
+        out.push(FrozenDist { name, version, direct_url });
+    }
+    Ok(out)
+}
+
+/// Parses a PEP 610 `direct_url.json`.
+pub fn parse_direct_url(text: &str) -> anyhow::Result<DirectUrl> {
+    use anyhow::Context as _;
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let url = v.get("url").and_then(|u| u.as_str()).context("no url")?.to_string();
+    let s = |o: &serde_json::Value, k: &str| o.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    if let Some(vcs) = v.get("vcs_info") {
+        return Ok(DirectUrl::Vcs {
+            vcs: s(vcs, "vcs").context("no vcs_info.vcs")?,
+            url,
+            commit_id: s(vcs, "commit_id").context("no vcs_info.commit_id")?,
+            requested_revision: s(vcs, "requested_revision"),
+        });
+    }
+    if let Some(archive) = v.get("archive_info") {
+        return Ok(DirectUrl::Archive { url, hash: s(archive, "hash") });
+    }
+    Ok(DirectUrl::Dir { url })
+}
