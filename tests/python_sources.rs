@@ -57,15 +57,16 @@ fn make_git_repo(dir: &Path) -> String {
 /// A pure-Python sdist (built with `uv build --sdist`) placed in `dest_dir`.
 fn make_sdist(work: &Path, dest_dir: &Path) {
     let src = work.join("sdistsrc");
-    std::fs::create_dir_all(src.join("sdistpkg")).unwrap();
-    // setuptools, not hatchling: hatchling honours the `.gitignore` uv keeps
-    // in its cache directory and would build an empty wheel from the sdist.
+    std::fs::create_dir_all(src.join("src/sdistpkg")).unwrap();
+    // hatchling with a src layout: building straight from the archive inside
+    // uv's cache would drop the module (uv's cache .gitignore); cogpack
+    // unpacks the sdist itself.
     std::fs::write(
         src.join("pyproject.toml"),
-        "[project]\nname = \"sdistpkg\"\nversion = \"0.2\"\n[build-system]\nrequires = [\"setuptools==75.6.0\"]\nbuild-backend = \"setuptools.build_meta\"\n[tool.setuptools]\npackages = [\"sdistpkg\"]\n",
+        "[project]\nname = \"sdistpkg\"\nversion = \"0.2\"\n[build-system]\nrequires = [\"hatchling==1.25.0\"]\nbuild-backend = \"hatchling.build\"\n[tool.hatch.build.targets.wheel]\npackages = [\"src/sdistpkg\"]\n",
     )
     .unwrap();
-    std::fs::write(src.join("sdistpkg/__init__.py"), "VALUE = 2\n").unwrap();
+    std::fs::write(src.join("src/sdistpkg/__init__.py"), "VALUE = 2\n").unwrap();
     let ok = Command::new("uv").args(["build", "--sdist", "--quiet", "--out-dir"]).arg(dest_dir).arg(&src).status().unwrap().success();
     assert!(ok, "uv build --sdist");
 }

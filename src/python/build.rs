@@ -120,11 +120,7 @@ fn directory_stamp(dir: &Path) -> String {
 
 fn prepare_source(source: &BuildSource, scratch: &Path) -> Result<PathBuf> {
     match source {
-        BuildSource::Sdist { archive, file_name, .. } => {
-            let named = scratch.join(file_name);
-            std::fs::copy(archive, &named).with_context(|| format!("copying {}", archive.display()))?;
-            Ok(named)
-        }
+        BuildSource::Sdist { archive, file_name, .. } => extract_sdist(archive, file_name, &scratch.join("sdist")),
         BuildSource::Git { url, commit, subdirectory } => {
             let dir = scratch.join("checkout");
             run_git(Command::new("git").args(["clone", "--quiet", url]).arg(&dir))?;
@@ -142,6 +138,29 @@ fn prepare_source(source: &BuildSource, scratch: &Path) -> Result<PathBuf> {
             }
             Ok(copy)
         }
+    }
+}
+
+/// Unpacks an sdist into `dest` and returns its single top-level directory.
+/// Building from our own directory (not from the archive) keeps build
+/// backends away from ignore files in uv's cache directory, which made
+/// hatchling drop every module.
+fn extract_sdist(archive: &Path, file_name: &str, dest: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dest)?;
+    let file = std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    if file_name.ends_with(".tar.gz") || file_name.ends_with(".tgz") {
+        tar::Archive::new(flate2::read::GzDecoder::new(file))
+            .unpack(dest)
+            .with_context(|| format!("unpacking {file_name}"))?;
+    } else if file_name.ends_with(".zip") {
+        zip::ZipArchive::new(file)?.extract(dest).with_context(|| format!("unpacking {file_name}"))?;
+    } else {
+        bail!("{file_name} is not a .tar.gz or .zip source distribution");
+    }
+    let dirs: Vec<PathBuf> = std::fs::read_dir(dest)?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    match dirs.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!("{file_name} does not contain exactly one top-level directory"),
     }
 }
 
