@@ -52,8 +52,9 @@ fn installs_the_same_files_as_uv_pip_install_prefix() {
 
     std::fs::write(work.path().join("req.txt"), PINNED).unwrap();
     let prefix = work.path().join("uvprefix");
+    let platform = req.target.uv_platform();
     let status = Command::new(&uv)
-        .args(["pip", "install", "--quiet", "--link-mode=copy", "--only-binary", ":all:", "--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11", "--prefix"])
+        .args(["pip", "install", "--quiet", "--link-mode=copy", "--only-binary", ":all:", "--python-platform", &platform, "--python-version", "3.11", "--prefix"])
         .arg(&prefix)
         .arg("-r")
         .arg(work.path().join("req.txt"))

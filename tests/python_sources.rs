@@ -160,3 +160,27 @@ fn base_distributions_are_constraints_and_never_reinstalled() {
     let lock = std::fs::read_to_string(work.path().join("pylock.cogpack.toml")).unwrap();
     assert!(lock.contains("name = \"urllib3\"\nversion = \"2.2.3\""), "resolver honoured the base pin");
 }
+
+#[test]
+fn a_later_wheel_overwriting_a_file_wins_with_a_warning() {
+    uv();
+    let work = tempfile::tempdir().unwrap();
+    write_wheel(&work.path().join("aaa_first-1.0-py3-none-any.whl"), "aaa_first", "1.0", &[("shared/x.py", b"first\n")], false);
+    write_wheel(&work.path().join("zzz_second-1.0-py3-none-any.whl"), "zzz_second", "1.0", &[("shared/x.py", b"second\n")], false);
+    let req = request(work.path(), &work.path().join("c"), "./aaa_first-1.0-py3-none-any.whl\n./zzz_second-1.0-py3-none-any.whl\n");
+    let layers = build(&req).unwrap();
+    let root = work.path().join("root");
+    cogpack::python::materialize(&layers.dependencies, &root).unwrap();
+    let x = root.join("usr/local/lib/python3.11/site-packages/shared/x.py");
+    assert_eq!(std::fs::read_to_string(x).unwrap(), "second\n");
+    assert!(
+        layers.warnings.iter().any(|w| w.contains("shared/x.py") && w.contains("zzz_second") && w.contains("aaa_first")),
+        "{:?}",
+        layers.warnings
+    );
+    let paths: Vec<&str> = layers.dependencies.iter().map(|e| e.path.as_str()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(paths, sorted, "entries sorted and unique");
+}

@@ -303,3 +303,25 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_urls_and_netrc_by_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let netrc = dir.path().join("netrc");
+        std::fs::write(&netrc, "machine idx.example.invalid\n  login alice\n  password s3cret\nmachine other.invalid login bob password pw\n").unwrap();
+        let mut s = FetchSettings::new(dir.path());
+        s.add_credentials_from_url("https://carol:p%40ss@private.invalid/simple/");
+        s.add_netrc(&netrc).unwrap();
+        let cred = |u: &str| s.credential_for(&url::Url::parse(u).unwrap()).map(|c| (c.user.clone(), c.password.clone()));
+        assert_eq!(cred("https://private.invalid/files/x.whl"), Some(("carol".into(), Some("p@ss".into()))));
+        assert_eq!(cred("https://idx.example.invalid/a.whl"), Some(("alice".into(), Some("s3cret".into()))));
+        assert_eq!(cred("https://other.invalid/a.whl"), Some(("bob".into(), Some("pw".into()))));
+        assert_eq!(cred("https://unknown.invalid/a.whl"), None);
+        assert!(!format!("{s:?}").contains("s3cret"), "credentials never printed");
+        assert_eq!(strip_credentials("https://u:p@h.invalid/simple/"), "https://h.invalid/simple/");
+    }
+}

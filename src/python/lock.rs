@@ -315,12 +315,12 @@ fn compile(
         );
     }
     let text = std::fs::read_to_string(&out)?;
-    Ok(relocate_paths(&text, scratch.path(), lock_dir))
+    Ok(relocate_paths(&text))
 }
 
 /// uv writes local paths relative to its output file, which lives one
 /// directory below the lock; rewrite `path = "../x"` to `path = "x"`.
-fn relocate_paths(text: &str, _scratch: &Path, _lock_dir: &Path) -> String {
+fn relocate_paths(text: &str) -> String {
     text.replace("path = \"../", "path = \"")
 }
 

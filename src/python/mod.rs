@@ -179,7 +179,10 @@ fn fetch_settings(req: &PythonBuildRequest) -> Result<FetchSettings> {
     }
     for line in req.inputs.requirements.lines() {
         for token in line.split_whitespace() {
-            let token = token.split_once('=').map(|(_, v)| v).unwrap_or(token);
+            let token = match token.strip_prefix("--") {
+                Some(option) => option.split_once('=').map(|(_, v)| v).unwrap_or(token),
+                None => token,
+            };
             if token.contains("://") {
                 s.add_credentials_from_url(token);
             }

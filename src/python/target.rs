@@ -27,9 +27,8 @@ pub struct PythonTarget {
     pub include_dir: String,
     /// Interpreter written into script shebangs, e.g. `/usr/local/bin/python`.
     pub interpreter: String,
-    /// The image's glibc as `(major, minor)`, e.g. `(2, 36)`; wheels tagged for a
-    /// newer glibc are not used. Resolution uses at most `manylinux_2_28` unless
-    /// the glibc is older.
+    /// The image's glibc as `(major, minor)`, e.g. `(2, 36)` for Debian
+    /// bookworm; wheels tagged for a newer glibc are not used.
     pub glibc: (u32, u32),
     /// Distributions already in the image.
     pub base_distributions: Vec<BaseDistribution>,
@@ -63,10 +62,15 @@ impl PythonTarget {
         Ok((parse(major)?, parse(minor)?))
     }
 
-    /// The manylinux glibc level handed to the resolver: the image's glibc,
-    /// capped at 2.28 (the newest level uv names as a platform).
+    /// The manylinux glibc level handed to the resolver: the newest level uv
+    /// can name (`2_17`, `2_28`, `2_31`…`2_40`) that the image's glibc runs.
     pub fn resolver_glibc(&self) -> (u32, u32) {
-        if self.glibc >= (2, 28) { (2, 28) } else { self.glibc }
+        match self.glibc {
+            g if g >= (2, 40) => (2, 40),
+            g if g >= (2, 31) => g,
+            g if g >= (2, 28) => (2, 28),
+            _ => (2, 17),
+        }
     }
 
     /// The value of uv's `--python-platform`.
@@ -211,12 +215,14 @@ mod tests {
     fn tags_prefer_exact_abi_then_abi3_then_pure() {
         let t = PythonTarget::usr_local("3.11", (2, 36));
         let tags = t.supported_tags().unwrap();
-        assert_eq!(tags[0], "cp311-cp311-manylinux_2_28_x86_64");
+        assert_eq!(tags[0], "cp311-cp311-manylinux_2_36_x86_64");
+        assert_eq!(t.uv_platform(), "x86_64-manylinux_2_36");
+        assert_eq!(PythonTarget::usr_local("3.11", (2, 30)).uv_platform(), "x86_64-manylinux_2_28");
         let pos = |s: &str| tags.iter().position(|t| t == s).unwrap();
         assert!(pos("cp311-cp311-manylinux2014_x86_64") < pos("cp311-abi3-manylinux_2_28_x86_64"));
         assert!(pos("cp37-abi3-manylinux1_x86_64") < pos("py3-none-any"));
         assert!(pos("cp311-none-any") < pos("py3-none-any"));
-        assert!(!tags.iter().any(|t| t.contains("manylinux_2_29")));
+        assert!(!tags.iter().any(|t| t.contains("manylinux_2_37")));
         assert!(!tags.iter().any(|t| t.starts_with("cp312")));
     }
 
