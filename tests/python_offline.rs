@@ -1,0 +1,46 @@
+//! Offline builds from the lock and a warm cache with the network blocked
+//! by an unroutable proxy; clear failure with a cold cache.
+
+#[path = "python_common.rs"]
+mod common;
+
+use cogpack::python::LockMode;
+use common::*;
+
+fn paths(entries: &[cogpack::layer::Entry]) -> Vec<String> {
+    entries.iter().map(|e| e.path.clone()).collect()
+}
+
+#[test]
+fn offline_build_uses_lock_and_cache_and_fails_clearly_without_cache() {
+    uv();
+    let work = tempfile::tempdir().unwrap();
+    let project = work.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let cache = work.path().join("cache");
+    let mut req = request(&project, &cache, "requests==2.32.3\nmsgpack==1.1.0\n");
+    req.inputs.cog_runtime = vec!["coglet==0.17.0".into(), "cog==0.17.0".into()];
+    let online = build(&req).expect("online build");
+
+    // Block the network for everything this process starts from here on:
+    // a proxy on a closed loopback port.
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        // SAFETY: this test binary runs a single test, so no other thread reads the environment.
+        unsafe { std::env::set_var(var, "http://127.0.0.1:9") };
+    }
+    unsafe { std::env::remove_var("NO_PROXY") };
+    req.mode = LockMode::Offline;
+    let offline = build(&req).expect("offline build from lock + warm cache");
+    assert_eq!(paths(&online.dependencies), paths(&offline.dependencies));
+    assert_eq!(paths(&online.cog_runtime), paths(&offline.cog_runtime));
+    assert_eq!(paths(&online.uv_binaries), paths(&offline.uv_binaries));
+    assert_eq!(online.pip_freeze, offline.pip_freeze);
+
+    req.cache_dir = work.path().join("empty-cache");
+    let err = format!("{:#}", build(&req).expect_err("cold cache offline must fail"));
+    assert!(err.contains("offline mode forbids downloading") && err.contains("requests"), "{err}");
+
+    req.mode = LockMode::Update;
+    let err = format!("{:#}", build(&req).expect_err("downloads through the dead proxy fail"));
+    assert!(err.contains("download"), "{err}");
+}
