@@ -488,6 +488,8 @@ fn parse_annotation_at(node: Node, source: &str, depth: usize) -> Result<TypeAnn
         "identifier" | "attribute" => Ok(TypeAnn::Simple(text(n, source).to_string())),
         "none" => Ok(TypeAnn::Simple("None".to_string())),
         "subscript" => parse_subscript(n, source, depth),
+        "generic_type" => parse_generic_type(n, source, depth),
+        "union_type" => parse_union_type(n, source, depth),
         "binary_operator" => parse_union_operator(n, source, depth),
         "string" | "concatenated_string" => {
             let t = text(n, source);
@@ -528,6 +530,60 @@ fn parse_subscript(n: Node, source: &str, depth: usize) -> Result<TypeAnn, Strin
         return Ok(TypeAnn::Simple(outer));
     }
     Ok(TypeAnn::Generic(outer, args))
+}
+
+/// `X[...]` in a type position (newer grammars; read like a subscript).
+fn parse_generic_type(n: Node, source: &str, depth: usize) -> Result<TypeAnn, String> {
+    let children = named_children(n);
+    let Some(head) = children.first() else {
+        return Err(super::model::unsupported(&format!(
+            "generic_type: {}",
+            text(n, source)
+        )));
+    };
+    let outer = text(*head, source).to_string();
+    let mut args = Vec::new();
+    for parameter in children
+        .iter()
+        .skip(1)
+        .filter(|c| c.kind() == "type_parameter")
+    {
+        for child in named_children(*parameter) {
+            if child.kind() == "comment" {
+                continue;
+            }
+            if is_literal_name(&outer) {
+                args.push(literal_member(text(child, source)));
+                continue;
+            }
+            args.push(parse_annotation_at(child, source, depth + 1)?);
+        }
+    }
+    if args.is_empty() {
+        return Ok(TypeAnn::Simple(outer));
+    }
+    Ok(TypeAnn::Generic(outer, args))
+}
+
+/// `A | B` in a type position (newer grammars; read like `binary_operator`).
+fn parse_union_type(n: Node, source: &str, depth: usize) -> Result<TypeAnn, String> {
+    let mut members = Vec::new();
+    for side in named_children(n)
+        .into_iter()
+        .filter(|c| c.kind() != "comment")
+    {
+        match parse_annotation_at(side, source, depth + 1)? {
+            TypeAnn::Union(inner) => members.extend(inner),
+            other => members.push(other),
+        }
+    }
+    if members.len() < 2 {
+        return Err(super::model::unsupported(&format!(
+            "union_type: {}",
+            text(n, source)
+        )));
+    }
+    Ok(TypeAnn::Union(members))
 }
 
 /// Encodes a `Literal[...]` member so the enum extension can read it back.
