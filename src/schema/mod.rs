@@ -240,3 +240,39 @@ pub fn load_prebuilt(
     }
     Ok(result)
 }
+
+/// The concurrency the image runs with, combining cog.yaml's
+/// `concurrency.max` with the predictor's `@cog.concurrent(max=N)` like cog:
+/// cog.yaml wins when set; the decorator fills in otherwise; any value > 1
+/// needs an `async` target and Python ≥ 3.11.
+pub fn effective_concurrency(
+    config_max: Option<i64>,
+    python_version: Option<&str>,
+    schema: &GeneratedSchema,
+) -> Result<Option<i64>, String> {
+    if config_max.is_some_and(|m| m > 1) && !schema.is_async {
+        return Err("concurrency.max > 1 requires an async run() or predict() method".to_string());
+    }
+    let effective = match (config_max, schema.concurrency_max) {
+        (Some(m), _) => Some(m),
+        (None, Some(m)) if m > 1 && !schema.is_async => {
+            return Err(
+                "@cog.concurrent(max > 1) requires an async run() or predict() method".to_string(),
+            );
+        }
+        (None, decorator) => decorator,
+    };
+    if effective.is_some_and(|m| m > 1)
+        && python_minor(python_version).is_some_and(|(major, minor)| major == 3 && minor < 11)
+    {
+        return Err("concurrency requires Python 3.11 or higher".to_string());
+    }
+    Ok(effective)
+}
+
+fn python_minor(version: Option<&str>) -> Option<(u32, u32)> {
+    let mut parts = version?.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}

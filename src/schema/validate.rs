@@ -28,7 +28,7 @@ pub fn validate_document(doc: &Json) -> Result<(), Invalid> {
         }
     }
     let info = root.get("info").and_then(Json::as_obj);
-    let info = info.ok_or_else(|| invalid("info", "must be an object"))?;
+    let info = info.ok_or_else(|| invalid("info", "invalid info: must be an object"))?;
     for key in ["title", "version"] {
         match info.get(key) {
             Some(Json::Str(v)) if !v.is_empty() => {}
