@@ -169,18 +169,18 @@ fn check_error(expect: &Value, want: &str, err: &schema::SchemaError) -> Option<
     if !shown.contains("hint: ") {
         return Some(format!("error has no hint: {shown}"));
     }
-    if let Some(line) = expect.get("error_line").and_then(Value::as_u64) {
-        if err.line != Some(line as usize) {
-            return Some(format!(
-                "error line: want {line}, got {:?} ({shown})",
-                err.line
-            ));
-        }
+    if let Some(line) = expect.get("error_line").and_then(Value::as_u64)
+        && err.line != Some(line as usize)
+    {
+        return Some(format!(
+            "error line: want {line}, got {:?} ({shown})",
+            err.line
+        ));
     }
-    if let Some(file) = expect.get("error_file").and_then(Value::as_str) {
-        if err.file.as_deref() != Some(file) {
-            return Some(format!("error file: want {file}, got {:?}", err.file));
-        }
+    if let Some(file) = expect.get("error_file").and_then(Value::as_str)
+        && err.file.as_deref() != Some(file)
+    {
+        return Some(format!("error file: want {file}, got {:?}", err.file));
     }
     None
 }

@@ -369,15 +369,15 @@ fn collect_input_registry(file: &PyFile) -> Registry {
         };
         let class_name = file.text(name);
         for stmt in named_children(body) {
-            if let Some(assign) = assignment_of(stmt) {
-                if let Some((attr, call)) = input_attribute(assign, file) {
-                    attributes.insert(format!("{class_name}.{attr}"), call);
-                }
+            if let Some(assign) = assignment_of(stmt)
+                && let Some((attr, call)) = input_attribute(assign, file)
+            {
+                attributes.insert(format!("{class_name}.{attr}"), call);
             }
-            if let Some(function) = unwrap_function(stmt) {
-                if let Some((method, entry)) = input_method(function, file) {
-                    methods.insert(format!("{class_name}.{method}"), entry);
-                }
+            if let Some(function) = unwrap_function(stmt)
+                && let Some((method, entry)) = input_method(function, file)
+            {
+                methods.insert(format!("{class_name}.{method}"), entry);
             }
         }
     }

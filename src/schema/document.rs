@@ -322,13 +322,11 @@ fn add_constraints(prop: &mut Obj, field: &InputField) -> bool {
     let default_is_none = matches!(info.default, Some(Literal::None));
     let secret_none = t.field_prim() == Prim::Secret && t.is_required_scalar() && default_is_none;
     let nullable = t.nullable || secret_none;
-    let has_default = info.default.is_some() && !(default_is_none && !nullable);
+    let has_default = info.default.is_some() && (nullable || !default_is_none);
     let is_union = matches!(t.kind, InputKind::Union(_));
     let required = !has_default && (is_union || t.is_required_scalar() || t.is_required_array());
-    if has_default {
-        if let Some(default) = &info.default {
-            prop.set("default", default.to_json());
-        }
+    if has_default && let Some(default) = &info.default {
+        prop.set("default", default.to_json());
     }
     if nullable {
         prop.set("nullable", Json::Bool(true));

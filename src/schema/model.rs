@@ -203,7 +203,7 @@ impl Imports {
         &self.entries
     }
 
-    fn from_module(&self, name: &str, modules: &[&str], originals: &[&str]) -> bool {
+    fn imported_from(&self, name: &str, modules: &[&str], originals: &[&str]) -> bool {
         self.get(name).is_some_and(|e| {
             modules.contains(&e.module.as_str()) && originals.contains(&e.original.as_str())
         })
@@ -211,17 +211,17 @@ impl Imports {
 
     /// `name` was imported from `cog` as `original`.
     pub fn is_cog(&self, name: &str, original: &str) -> bool {
-        self.from_module(name, &["cog"], &[original])
+        self.imported_from(name, &["cog"], &[original])
     }
 
     /// `name` is `typing.TypedDict`.
     pub fn is_typed_dict(&self, name: &str) -> bool {
-        self.from_module(name, &["typing", "typing_extensions"], &["TypedDict"])
+        self.imported_from(name, &["typing", "typing_extensions"], &["TypedDict"])
     }
 
     /// `name` is `BaseModel` from cog or pydantic.
     pub fn is_base_model(&self, name: &str) -> bool {
-        self.from_module(name, &["cog", "pydantic", "pydantic.v1"], &["BaseModel"])
+        self.imported_from(name, &["cog", "pydantic", "pydantic.v1"], &["BaseModel"])
     }
 
     /// `name` is `Required`/`NotRequired` from typing.
@@ -263,7 +263,7 @@ impl Imports {
                 && is_typing_module(&entry.module)
                 && entry.original == entry.module;
         }
-        self.from_module(name, &["typing", "typing_extensions"], &["Annotated"])
+        self.imported_from(name, &["typing", "typing_extensions"], &["Annotated"])
     }
 }
 
@@ -475,10 +475,11 @@ fn unwrap_opaque_optional<'a>(ann: &'a TypeAnn, imports: &Imports) -> Option<&'a
             if container == "Optional" && args.len() == 1 {
                 return Some(&args[0]);
             }
-            if container == "Union" && args.len() == 2 {
-                if let Some(other) = other_than_none(args) {
-                    return Some(other);
-                }
+            if container == "Union"
+                && args.len() == 2
+                && let Some(other) = other_than_none(args)
+            {
+                return Some(other);
             }
         } else {
             return None;
@@ -934,10 +935,10 @@ fn resolve_simple_out(
     if let Some(p) = Prim::from_name(&bare) {
         return Ok(OutType::of(OutKind::Prim(p)));
     }
-    if let Some((_, entry)) = &qualified {
-        if !entry.module.is_empty() {
-            return Err(unresolvable_imported(&bare, &entry.module));
-        }
+    if let Some((_, entry)) = &qualified
+        && !entry.module.is_empty()
+    {
+        return Err(unresolvable_imported(&bare, &entry.module));
     }
     match scope.imports.get(&bare) {
         Some(entry) => Err(unresolvable_imported(&bare, &entry.module)),
@@ -1006,10 +1007,10 @@ fn resolve_field(
         }
         return Ok((opaque_output(inner, scope.imports), true));
     }
-    if let TypeAnn::Generic(name, args) = ann {
-        if scope.imports.is_annotated(name) {
-            return resolve_field(&args[0], scope, seen, depth + 1);
-        }
+    if let TypeAnn::Generic(name, args) = ann
+        && scope.imports.is_annotated(name)
+    {
+        return resolve_field(&args[0], scope, seen, depth + 1);
     }
     if let Some(inner) = unwrap_opaque_optional(ann, scope.imports) {
         let mut t = resolve_out(inner, scope, seen, depth + 1)?;

@@ -644,24 +644,24 @@ pub fn parse_type_text(s: &str, depth: usize) -> Option<TypeAnn> {
         let members = members?;
         return (members.len() >= 2).then_some(TypeAnn::Union(members));
     }
-    if let Some(bracket) = s.find('[') {
-        if s.ends_with(']') {
-            let outer = s[..bracket].trim().to_string();
-            let inner = &s[bracket + 1..s.len() - 1];
-            let parts = split_top_level(inner, ',').unwrap_or_else(|| vec![inner.to_string()]);
-            let args: Option<Vec<TypeAnn>> = parts
-                .iter()
-                .map(|p| {
-                    if is_literal_name(&outer) {
-                        Some(literal_member(p))
-                    } else {
-                        parse_type_text(p.trim(), depth + 1)
-                    }
-                })
-                .collect();
-            let args = args?;
-            return (!args.is_empty()).then_some(TypeAnn::Generic(outer, args));
-        }
+    if let Some(bracket) = s.find('[')
+        && s.ends_with(']')
+    {
+        let outer = s[..bracket].trim().to_string();
+        let inner = &s[bracket + 1..s.len() - 1];
+        let parts = split_top_level(inner, ',').unwrap_or_else(|| vec![inner.to_string()]);
+        let args: Option<Vec<TypeAnn>> = parts
+            .iter()
+            .map(|p| {
+                if is_literal_name(&outer) {
+                    Some(literal_member(p))
+                } else {
+                    parse_type_text(p.trim(), depth + 1)
+                }
+            })
+            .collect();
+        let args = args?;
+        return (!args.is_empty()).then_some(TypeAnn::Generic(outer, args));
     }
     let valid = s.split('.').all(|part| {
         !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

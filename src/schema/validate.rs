@@ -76,13 +76,13 @@ fn check_schema(schema: &Json, components: &Obj, path: &str, depth: usize) -> Re
     let Some(obj) = schema.as_obj() else {
         return Ok(());
     };
-    if let Some(Json::Str(pattern)) = obj.get("pattern") {
-        if regex::Regex::new(pattern).is_err() {
-            return Err(invalid(
-                path,
-                &format!("cannot compile pattern \"{pattern}\" (regular expression)"),
-            ));
-        }
+    if let Some(Json::Str(pattern)) = obj.get("pattern")
+        && regex::Regex::new(pattern).is_err()
+    {
+        return Err(invalid(
+            path,
+            &format!("cannot compile pattern \"{pattern}\" (regular expression)"),
+        ));
     }
     if let Some(default) = obj.get("default") {
         check_value(default, schema, components, 0)
@@ -153,13 +153,12 @@ pub fn check_value(
             check_value(value, sub, components, depth + 1)?;
         }
     }
-    if let Some(Json::Arr(any)) = s.get("anyOf") {
-        if !any
+    if let Some(Json::Arr(any)) = s.get("anyOf")
+        && !any
             .iter()
             .any(|sub| check_value(value, sub, components, depth + 1).is_ok())
-        {
-            return Err("doesn't match any schema from \"anyOf\"".to_string());
-        }
+    {
+        return Err("doesn't match any schema from \"anyOf\"".to_string());
     }
     if matches!(value, Json::Null) {
         return match s.get("nullable") {
@@ -168,11 +167,11 @@ pub fn check_value(
             _ => Err("Value is not nullable".to_string()),
         };
     }
-    if let Some(Json::Arr(allowed)) = s.get("enum") {
-        if !allowed.iter().any(|a| same_value(a, value)) {
-            let listed = Json::Arr(allowed.clone()).to_go_compact();
-            return Err(format!("value is not one of the allowed values {listed}"));
-        }
+    if let Some(Json::Arr(allowed)) = s.get("enum")
+        && !allowed.iter().any(|a| same_value(a, value))
+    {
+        let listed = Json::Arr(allowed.clone()).to_go_compact();
+        return Err(format!("value is not one of the allowed values {listed}"));
     }
     check_type(value, s)?;
     check_bounds(value, s)?;
@@ -216,40 +215,40 @@ fn check_type(value: &Json, s: &Obj) -> Result<(), String> {
 
 fn check_bounds(value: &Json, s: &Obj) -> Result<(), String> {
     if let Some(n) = as_number(value) {
-        if let Some(min) = s.get("minimum").and_then(as_number) {
-            if n < min {
-                return Err(format!(
-                    "number must be at least {} (minimum)",
-                    go_float(min)
-                ));
-            }
+        if let Some(min) = s.get("minimum").and_then(as_number)
+            && n < min
+        {
+            return Err(format!(
+                "number must be at least {} (minimum)",
+                go_float(min)
+            ));
         }
-        if let Some(max) = s.get("maximum").and_then(as_number) {
-            if n > max {
-                return Err(format!(
-                    "number must be at most {} (maximum)",
-                    go_float(max)
-                ));
-            }
+        if let Some(max) = s.get("maximum").and_then(as_number)
+            && n > max
+        {
+            return Err(format!(
+                "number must be at most {} (maximum)",
+                go_float(max)
+            ));
         }
     }
     if let Json::Str(text) = value {
         let length = text.chars().count() as f64;
-        if let Some(min) = s.get("minLength").and_then(as_number) {
-            if length < min {
-                return Err(format!(
-                    "minimum string length is {} (minLength)",
-                    go_float(min)
-                ));
-            }
+        if let Some(min) = s.get("minLength").and_then(as_number)
+            && length < min
+        {
+            return Err(format!(
+                "minimum string length is {} (minLength)",
+                go_float(min)
+            ));
         }
-        if let Some(max) = s.get("maxLength").and_then(as_number) {
-            if length > max {
-                return Err(format!(
-                    "maximum string length is {} (maxLength)",
-                    go_float(max)
-                ));
-            }
+        if let Some(max) = s.get("maxLength").and_then(as_number)
+            && length > max
+        {
+            return Err(format!(
+                "maximum string length is {} (maxLength)",
+                go_float(max)
+            ));
         }
         if let Some(Json::Str(pattern)) = s.get("pattern") {
             let matches = regex::Regex::new(pattern).map(|re| re.is_match(text));
@@ -284,10 +283,10 @@ fn check_children(value: &Json, s: &Obj, components: &Obj, depth: usize) -> Resu
             }
             if let Some(Json::Arr(required)) = s.get("required") {
                 for r in required {
-                    if let Json::Str(name) = r {
-                        if !obj.contains(name) {
-                            return Err(format!("property \"{name}\" is missing"));
-                        }
+                    if let Json::Str(name) = r
+                        && !obj.contains(name)
+                    {
+                        return Err(format!("property \"{name}\" is missing"));
                     }
                 }
             }
