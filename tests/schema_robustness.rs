@@ -360,3 +360,16 @@ fn output_escapes_html_like_go() {
         got.json
     );
 }
+
+#[test]
+fn old_pinned_sdk_is_rejected_like_cog() {
+    assert!(schema::check_sdk_version(None).is_ok());
+    assert!(schema::check_sdk_version(Some("prerelease")).is_ok());
+    assert!(schema::check_sdk_version(Some("0.17.0")).is_ok());
+    assert!(schema::check_sdk_version(Some("0.18.1rc2")).is_ok());
+    let err = schema::check_sdk_version(Some("0.16.9")).expect_err("too old");
+    assert_eq!(
+        err.message,
+        "SDK version 0.16.9 is not supported by static schema generation; use 0.17.0 or newer"
+    );
+}

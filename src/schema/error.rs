@@ -35,6 +35,8 @@ pub enum ErrorKind {
     AcceptOnNonFileType,
     /// The document failed OpenAPI validation.
     InvalidSchema,
+    /// The pinned cog SDK predates static schemas.
+    UnsupportedSdk,
 }
 
 impl ErrorKind {
@@ -56,7 +58,9 @@ impl ErrorKind {
                 "write the reference as `file.py:ClassName` or `file.py:function_name`"
             }
             ErrorKind::Io => "check that the file named in cog.yaml exists and is readable",
-            ErrorKind::Parse => "fix the Python syntax error and build again",
+            ErrorKind::Parse => {
+                "check the Python source near this line; cog reads it without running it"
+            }
             ErrorKind::PredictorNotFound => {
                 "check the name after the `:` in cog.yaml; it must be a top-level class or function of that file"
             }
@@ -80,6 +84,9 @@ impl ErrorKind {
             }
             ErrorKind::AcceptOnNonFileType => {
                 "remove `accept=` or change the parameter type to Path/File"
+            }
+            ErrorKind::UnsupportedSdk => {
+                "raise build.sdk_version in cog.yaml (or COG_SDK_WHEEL) to 0.17.0 or newer"
             }
             ErrorKind::InvalidSchema => {
                 "make every default satisfy its own constraints (ge/le/min_length/max_length/regex/choices)"

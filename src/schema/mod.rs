@@ -28,7 +28,8 @@ use gojson::Json;
 /// Options for schema generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SchemaOptions {
-    /// The cog SDK version the image gets; becomes `info.version`.
+    /// Becomes `info.version`. cog writes its own version here (the value
+    /// of the `run.cog.version` label); pass the same string.
     pub sdk_version: String,
     /// Extension (off by default, not cog-compatible): map `Literal[...]`
     /// parameter annotations to enum choices, as cog's docs promise.
@@ -275,4 +276,42 @@ fn python_minor(version: Option<&str>) -> Option<(u32, u32)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
     Some((major, minor))
+}
+
+/// Oldest cog SDK whose runtime accepts a statically generated schema.
+pub const MINIMUM_STATIC_SCHEMA_SDK: &str = "0.17.0";
+
+/// Rejects an explicitly pinned SDK too old for static schemas, like cog.
+///
+/// `explicit_sdk_version` is the version the user pinned (cog.yaml
+/// `build.sdk_version`, or the PyPI version named by `COG_SDK_WHEEL`);
+/// `None`, empty, `prerelease` and unparseable values pass.
+pub fn check_sdk_version(explicit_sdk_version: Option<&str>) -> Result<(), SchemaError> {
+    let Some(version) = explicit_sdk_version.filter(|v| !v.is_empty() && *v != "prerelease") else {
+        return Ok(());
+    };
+    let Some(parsed) = numeric_version(version) else {
+        return Ok(());
+    };
+    if parsed >= (0, 17, 0) {
+        return Ok(());
+    }
+    Err(SchemaError::new(
+        ErrorKind::UnsupportedSdk,
+        format!(
+            "SDK version {version} is not supported by static schema generation; use {MINIMUM_STATIC_SCHEMA_SDK} or newer"
+        ),
+    ))
+}
+
+fn numeric_version(version: &str) -> Option<(u64, u64, u64)> {
+    let base: String = version
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = base.trim_end_matches('.').split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+    let patch = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+    Some((major, minor, patch))
 }
