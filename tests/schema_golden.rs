@@ -41,7 +41,7 @@ fn compact(v: &Value) -> String {
 /// Fills a hand-written envelope template with hand-written fragments.
 fn expected_single(
     template: &str,
-    input: &Value,
+    input: &str,
     output: &Value,
     enums: Option<&Value>,
     streaming: bool,
@@ -64,7 +64,7 @@ fn expected_single(
         ""
     };
     tmpl.trim_end()
-        .replace("@INPUT@", &compact(input))
+        .replace("@INPUT@", input)
         .replace("@OUTPUT@", &compact(output))
         .replace("@ENUMS@", &enum_text)
         .replace("@STREAMING@", streaming_text)
@@ -97,14 +97,14 @@ fn go_html_escape(s: &str) -> String {
 fn expected_combined(expect: &Value) -> String {
     let predict = expected_single(
         "predict.tmpl",
-        &expect["input"],
+        &compact(&expect["input"]),
         &expect["output"],
         expect.get("enums"),
         false,
     );
     let train = expected_single(
         "train.tmpl",
-        &expect["train_input"],
+        &compact(&expect["train_input"]),
         &expect["train_output"],
         expect.get("train_enums"),
         false,
@@ -196,9 +196,13 @@ fn check_success(expect: &Value, got: &schema::GeneratedSchema) -> Option<String
             "predict.tmpl"
         };
         let streaming = expect["streaming"].as_bool().unwrap_or(false);
+        let input = match expect.get("input_bytes").and_then(Value::as_str) {
+            Some(exact) => exact.to_string(),
+            None => compact(&expect["input"]),
+        };
         expected_single(
             template,
-            &expect["input"],
+            &input,
             &expect["output"],
             expect.get("enums"),
             streaming,
