@@ -148,6 +148,9 @@ pub fn check_value(
     let Some(s) = schema.as_obj() else {
         return Ok(());
     };
+    if matches!(value, Json::Null) && s.get("nullable") == Some(&Json::Bool(true)) {
+        return Ok(());
+    }
     if let Some(Json::Arr(all)) = s.get("allOf") {
         for sub in all {
             check_value(value, sub, components, depth + 1)?;
