@@ -76,7 +76,9 @@ fn check_schema(schema: &Json, components: &Obj, path: &str, depth: usize) -> Re
     let Some(obj) = schema.as_obj() else {
         return Ok(());
     };
+    let is_string = obj.get("type") == Some(&Json::str("string"));
     if let Some(Json::Str(pattern)) = obj.get("pattern")
+        && is_string
         && regex::Regex::new(pattern).is_err()
     {
         return Err(invalid(
