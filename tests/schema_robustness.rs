@@ -373,3 +373,20 @@ fn old_pinned_sdk_is_rejected_like_cog() {
         "SDK version 0.16.9 is not supported by static schema generation; use 0.17.0 or newer"
     );
 }
+
+#[test]
+fn syntax_error_deep_inside_nesting_is_found_without_overflow() {
+    let depth = 20_000;
+    let value = format!("{}1 +{}", "[".repeat(depth), "]".repeat(depth));
+    let src = format!("X = {value}\n\ndef predict(x: int) -> int:\n    pass\n");
+    let dir = project(&[("predict.py", &src)]);
+    let result = schema::generate(dir.path(), Some("predict.py:predict"), None, &opts());
+    match result {
+        Ok(got) => assert!(
+            got.warnings.iter().any(|w| w.contains("syntax error")),
+            "{:?}",
+            got.warnings
+        ),
+        Err(e) => assert!(e.to_string().contains("syntax error"), "{e}"),
+    }
+}

@@ -56,16 +56,17 @@ impl PyFile {
     }
 }
 
-fn first_error_line(node: Node) -> Option<usize> {
-    if node.is_error() || node.is_missing() {
-        return Some(node.start_position().row + 1);
+fn first_error_line(root: Node) -> Option<usize> {
+    let mut pending = vec![root];
+    while let Some(node) = pending.pop() {
+        if node.is_error() || node.is_missing() {
+            return Some(node.start_position().row + 1);
+        }
+        let mut children = all_children(node);
+        children.retain(|c| c.has_error());
+        pending.extend(children.into_iter().rev());
     }
-    let mut cursor = node.walk();
-    let children: Vec<Node> = node.children(&mut cursor).collect();
-    children
-        .into_iter()
-        .filter(|c| c.has_error())
-        .find_map(first_error_line)
+    None
 }
 
 /// Text of `node` within `source`.
