@@ -235,6 +235,18 @@ fn nvidia_cuda_facts() {
     }
     assert_eq!(catalog::base_image_info("nvidia/cuda:99.0-unknown"), None);
     assert_eq!(catalog::base_image_info("debian:bookworm"), None);
+    let full = catalog::base_image_info("docker.io/nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04")
+        .expect("full name");
+    assert_eq!(
+        (full.distro_version.as_str(), full.glibc.as_str()),
+        ("24.04", "2.39")
+    );
+    let slim =
+        catalog::base_image_info("docker.io/library/python:3.13-slim@sha256:00").expect("digest");
+    assert_eq!(
+        slim.python_executable.as_deref(),
+        Some("/usr/local/bin/python3.13")
+    );
 }
 
 #[test]

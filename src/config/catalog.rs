@@ -427,7 +427,7 @@ pub enum BaseKind {
 /// What cogpack knows about a base image without running it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BaseImageInfo {
-    /// The reference asked about.
+    /// The reference asked about (without a digest).
     pub reference: String,
     /// Which base path it belongs to.
     pub kind: BaseKind,
@@ -440,7 +440,7 @@ pub struct BaseImageInfo {
     /// glibc version, empty when it depends on the exact tag.
     pub glibc: String,
     /// Absolute path of the Python interpreter; `None` when the image has none
-    /// (nvidia/cuda) .
+    /// (nvidia/cuda).
     pub python_executable: Option<String>,
     /// Absolute site-packages directory; `None` when unknown without the image.
     pub site_packages: Option<String>,
@@ -511,13 +511,22 @@ fn info_from_family(
 /// `None` for images outside cog's three base families.
 pub fn base_image_info(reference: &str) -> Option<BaseImageInfo> {
     let reference = reference.split('@').next().unwrap_or(reference);
-    if let Some(py) = reference
+    let short = [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|prefix| reference.strip_prefix(prefix))
+    .unwrap_or(reference);
+    if let Some(py) = short
         .strip_prefix("python:")
         .and_then(|t| t.strip_suffix("-slim"))
     {
         return python_slim_info(reference, py);
     }
-    if let Some(tag) = reference.strip_prefix("nvidia/cuda:") {
+    if let Some(tag) = short.strip_prefix("nvidia/cuda:") {
         return nvidia_cuda_info(reference, tag);
     }
     let (repo, tag) = reference.rsplit_once(':')?;
