@@ -2,8 +2,13 @@
 //! and drives plan → builders → store → registry.
 
 pub mod args;
+mod build;
+pub mod env;
+mod project;
+mod target;
 
 use args::{Cli, Command};
+use env::Environment;
 use clap::Parser;
 use std::fmt;
 
@@ -64,27 +69,76 @@ pub fn main() -> i32 {
     }
 }
 
+/// cogpack's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 fn run(cli: Cli) -> Result<(), CliError> {
+    let env = Environment::capture();
     match &cli.command {
-        Command::Build(_) | Command::Push(_) => Err(CliError::not_implemented(
-            "the native build engine",
-            "use `cog build` for now",
-        )),
-        Command::Plan(_) | Command::Dockerfile(_) => Err(CliError::not_implemented(
-            "build planning",
-            "use `cog debug` for now",
-        )),
+        Command::Build(args) => {
+            let target = if args.push {
+                let project = project::load_project(&cli.file)?;
+                Some(target::push_target(&project, None, args.tag.as_deref(), &env)?)
+            } else {
+                None
+            };
+            build_and_push(&cli.file, args, target.as_ref(), &env)
+        }
+        Command::Push(push) => {
+            let project = project::load_project(&cli.file)?;
+            let target = target::push_target(
+                &project,
+                push.image.as_deref(),
+                push.build.tag.as_deref(),
+                &env,
+            )?;
+            build_and_push(&cli.file, &push.build, Some(&target), &env)
+        }
+        Command::Plan(args) => {
+            let project = project::load_project(&cli.file)?;
+            let plan = project::offline_plan(&project, &args.plan, &env)?;
+            if args.json {
+                println!("{}", plan.to_json());
+            } else {
+                println!("{plan}");
+            }
+            Ok(())
+        }
+        Command::Dockerfile(args) => {
+            let project = project::load_project(&cli.file)?;
+            let plan = project::offline_plan(&project, &args.plan, &env)?;
+            println!("{}", crate::backend::docker::render_dockerfile(&plan));
+            Ok(())
+        }
         Command::Weights(_) => Err(CliError::not_implemented(
             "managed weights",
             "use `cog weights` for now",
         )),
         Command::Inspect(_) | Command::Login(_) => Err(CliError::not_implemented(
-            "the registry client",
+            "this command",
             "use `cog` or `docker` for now",
         )),
         Command::Gc(_) => Err(CliError::not_implemented(
             "the local store",
             "remove the store directory by hand",
         )),
+    }
+}
+
+/// Builds, then pushes when a target is given.
+fn build_and_push(
+    file: &str,
+    args: &args::BuildArgs,
+    target: Option<&target::PushTarget>,
+    env: &Environment,
+) -> Result<(), CliError> {
+    let built = build::run_build(file, args, target, env)?;
+    match (built, target) {
+        (Some(built), Some(target)) => build::push(&built, target, args, env),
+        (None, Some(_)) => Err(CliError::new(
+            "pushing an image built by the docker backend is not supported",
+            "run `docker push` on the built image, or build natively",
+        )),
+        _ => Ok(()),
     }
 }

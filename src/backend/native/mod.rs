@@ -1,0 +1,435 @@
+//! The native engine: turns a [`BuildPlan`] into OCI layers and an image in
+//! the local store, without Docker.
+//!
+//! Two phases, because the schema's `info.version` and the `run.cog.version`
+//! label depend on the resolved cog SDK: [`resolve_python`] resolves, fetches
+//! and installs the Python packages into layer entries; [`assemble`] then
+//! writes every layer (in parallel, cached by input) and the image.
+
+mod python_step;
+
+pub use python_step::{PythonSettings, python_target, resolve_python};
+
+use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
+use crate::layer::source::{SourceOptions, scan_source_tree};
+use crate::layer::{Entry, LayerError, LayerJob, LayerOptions, build_layers};
+use crate::oci::image::{AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble as assemble_image};
+use crate::oci::store::Store;
+use crate::plan::image::labels;
+use crate::plan::{BuildPlan, CogFile, Step, StepKind};
+use crate::python::PythonLayers;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why a native build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// A layer could not be written.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The image could not be assembled.
+    #[error(transparent)]
+    Image(#[from] crate::oci::image::ImageError),
+    /// Python packages could not be resolved, fetched or installed.
+    #[error("{0:#}\nhint: check the requirements; `--backend docker` runs pip inside the image instead")]
+    Python(anyhow::Error),
+    /// The plan asks for something this engine cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Options of a native build that do not come from the plan.
+#[derive(Debug, Clone)]
+pub struct NativeSettings {
+    /// Compression and mtime of every layer.
+    pub layer: LayerOptions,
+    /// `SOURCE_DATE_EPOCH`, if set.
+    pub source_date_epoch: Option<u64>,
+    /// The tini binary placed at `/sbin/tini` on python:slim and CUDA bases.
+    pub tini: FixedFile,
+    /// Project-relative directories left out of `/src` (managed weights).
+    pub leave_out: Vec<String>,
+    /// Rebuild every layer instead of reusing cached results.
+    pub no_cache: bool,
+}
+
+/// Bytes the build adds that are computed outside the plan.
+#[derive(Debug, Clone, Default)]
+pub struct GeneratedInputs {
+    /// `openapi_schema.json` content, when a schema was generated.
+    pub openapi_schema: Option<String>,
+    /// `weights.json` content, when the model has managed weights.
+    pub weights_json: Option<String>,
+    /// Labels that win over the plan's (push id, resolved versions).
+    pub extra_labels: BTreeMap<String, String>,
+}
+
+/// One layer the build produced, for reporting.
+#[derive(Debug, Clone)]
+pub struct LayerSummary {
+    /// What the layer holds.
+    pub name: String,
+    /// Compressed digest.
+    pub digest: crate::oci::Digest,
+    /// Compressed size.
+    pub size: u64,
+    /// True when it came from the layer cache.
+    pub cached: bool,
+}
+
+/// The result of [`assemble`].
+pub struct NativeImage {
+    /// The image in the store.
+    pub image: StoreImage,
+    /// The layers added on top of the base, bottom first.
+    pub layers: Vec<LayerSummary>,
+    /// Notices for the user (left-out directories, substitutions).
+    pub notices: Vec<String>,
+}
+
+/// A layer to build with its history text.
+struct NamedJob {
+    name: String,
+    created_by: String,
+    job: LayerJob,
+}
+
+/// Writes every layer of `plan` and assembles the image on top of `base`.
+pub fn assemble(
+    plan: &BuildPlan,
+    base: BaseImage,
+    python: Option<&PythonLayers>,
+    generated: &GeneratedInputs,
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<NativeImage, NativeError> {
+    let mut notices = Vec::new();
+    let mut jobs = Vec::new();
+    for step in &plan.steps {
+        jobs.extend(step_jobs(plan, step, python, generated, settings, store, &mut notices)?);
+    }
+    if settings.no_cache {
+        jobs.iter_mut().for_each(|j| j.job.cache_key = None);
+    }
+    let built = build_layers(
+        jobs.iter().map(|j| j.job.clone()).collect(),
+        settings.layer,
+        store,
+    )?;
+    let layers: Vec<AddedLayer> = jobs
+        .iter()
+        .zip(&built)
+        .map(|(job, layer)| AddedLayer {
+            record: layer.record.clone(),
+            created_by: job.created_by.clone(),
+            comment: Some(format!("cogpack: {}", job.name)),
+        })
+        .collect();
+    let summaries = jobs
+        .iter()
+        .zip(&built)
+        .map(|(job, layer)| LayerSummary {
+            name: job.name.clone(),
+            digest: layer.record.digest.clone(),
+            size: layer.record.size,
+            cached: layer.cached,
+        })
+        .collect();
+    let config = image_config(plan, &base, python, generated)?;
+    let spec = ImageSpec {
+        base,
+        layers,
+        config,
+        source_date_epoch: settings.source_date_epoch,
+    };
+    let image = assemble_image(&spec, store)?;
+    Ok(NativeImage {
+        image,
+        layers: summaries,
+        notices,
+    })
+}
+
+/// The layer jobs of one plan step (none for config-only steps).
+fn step_jobs(
+    plan: &BuildPlan,
+    step: &Step,
+    python: Option<&PythonLayers>,
+    generated: &GeneratedInputs,
+    settings: &NativeSettings,
+    store: &Store,
+    notices: &mut Vec<String>,
+) -> Result<Vec<NamedJob>, NativeError> {
+    let python_part = |pick: fn(&PythonLayers) -> &Vec<Entry>| -> Result<Vec<Entry>, NativeError> {
+        python.map(|p| pick(p).clone()).ok_or_else(|| {
+            NativeError::Unsupported(format!(
+                "step [{}] needs Python packages but none were resolved",
+                step.id
+            ))
+        })
+    };
+    let single = |entries: Vec<Entry>| {
+        let key = entries_key(&step.id, &entries);
+        vec![NamedJob {
+            name: step.name.clone(),
+            created_by: created_by(step),
+            job: LayerJob {
+                entries,
+                cache_key: Some(key),
+            },
+        }]
+    };
+    // Wheel members are streamed, so their entries do not name content: the
+    // lock (every artifact's hash) does.
+    let python_job = |entries: Vec<Entry>| {
+        let mut jobs = single(entries);
+        if let (Some(p), Some(job)) = (python, jobs.first_mut()) {
+            let lock = hex::encode(Sha256::digest(format!("{:?}", p.lock.packages)));
+            if let Some(key) = &mut job.job.cache_key {
+                key.push_str(&format!("
+lock:{lock}"));
+            }
+        }
+        jobs
+    };
+    let jobs = match &step.kind {
+        StepKind::Tini { .. } => {
+            let entry = fetch_fixed_file(&settings.tini, store)?;
+            single(vec![entry])
+        }
+        StepKind::Uv { .. } => python_job(python_part(|p| &p.uv_binaries)?),
+        StepKind::PythonAlias => single(vec![Entry::symlink("usr/local/bin/python", "/usr/bin/python3")]),
+        StepKind::Requirements { .. } => python_job(python_part(|p| &p.dependencies)?),
+        StepKind::CogRuntime { .. } => python_job(python_part(|p| &p.cog_runtime)?),
+        StepKind::Ldconfig => single(vec![ld_so_conf(python)]),
+        StepKind::SourceTree { destination } => source_jobs(plan, step, destination, settings, notices)?,
+        StepKind::CogFiles { files } => single(cog_file_entries(files, generated)),
+        // Config-only steps live in the image config; WORKDIR is created by
+        // the source layer; steps that must run code were refused by the plan.
+        _ => Vec::new(),
+    };
+    Ok(jobs.into_iter().filter(|j| !j.job.entries.is_empty()).collect())
+}
+
+/// The Dockerfile line this step stands for, as image history.
+fn created_by(step: &Step) -> String {
+    let lines = crate::backend::docker::step_instructions(step);
+    if lines.is_empty() {
+        format!("cogpack: {}", step.name)
+    } else {
+        lines.join(" && ")
+    }
+}
+
+/// A cache key naming every entry of a layer built from in-memory or
+/// content-addressed inputs (paths, modes, link targets, sizes, sources).
+fn entries_key(step_id: &str, entries: &[Entry]) -> String {
+    let mut hasher = Sha256::new();
+    for entry in entries {
+        hasher.update(format!("{}\0{:o}\0{}\0{}\0", entry.path, entry.mode, entry.uid, entry.gid));
+        hasher.update(match &entry.kind {
+            crate::layer::EntryKind::Dir => "dir".to_string(),
+            crate::layer::EntryKind::Symlink { target } => format!("symlink:{target}"),
+            crate::layer::EntryKind::Hardlink { target } => format!("hardlink:{target}"),
+            crate::layer::EntryKind::Whiteout => "whiteout".to_string(),
+            crate::layer::EntryKind::File { source, size } => format!("file:{size}:{}", source_key(source)),
+        });
+        hasher.update(b"\n");
+    }
+    format!("native-step-v1\n{step_id}\n{}", hex::encode(hasher.finalize()))
+}
+
+/// Identity of a file's bytes for cache keys. In-memory bytes are hashed;
+/// paths are stable only for content-addressed files (store blobs, wheels by
+/// digest), which is all this engine passes here besides streams.
+fn source_key(source: &crate::layer::FileSource) -> String {
+    match source {
+        crate::layer::FileSource::Bytes(bytes) => hex::encode(Sha256::digest(bytes)),
+        crate::layer::FileSource::Path(path) => format!("path:{}", path.display()),
+        crate::layer::FileSource::Open(_) => "stream".to_string(),
+    }
+}
+
+/// `/etc/ld.so.conf.d/cog.conf` listing the directories of the installed
+/// `*python*.so` libraries, as cog's ldconfig step writes it (the ld.so cache
+/// itself cannot be regenerated without running the image).
+fn ld_so_conf(python: Option<&PythonLayers>) -> Entry {
+    let mut dirs: Vec<String> = python
+        .into_iter()
+        .flat_map(|p| p.dependencies.iter().chain(&p.cog_runtime))
+        .filter(|e| matches!(e.kind, crate::layer::EntryKind::File { .. }))
+        .filter_map(|e| {
+            let (dir, name) = e.path.rsplit_once('/')?;
+            (name.contains("python") && name.ends_with(".so")).then(|| format!("/{dir}"))
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let text: String = dirs.iter().map(|d| format!("{d}\n")).collect();
+    Entry::file_bytes("etc/ld.so.conf.d/cog.conf", 0o644, text.into_bytes())
+}
+
+/// The source tree at `/src`: one layer per large file, then the rest, plus
+/// the config-copy step's `/src/cog.yaml` when the config file has another name.
+fn source_jobs(
+    plan: &BuildPlan,
+    step: &Step,
+    destination: &str,
+    settings: &NativeSettings,
+    notices: &mut Vec<String>,
+) -> Result<Vec<NamedJob>, NativeError> {
+    let options = SourceOptions {
+        dest: destination.trim_start_matches('/').to_string(),
+        leave_out: settings.leave_out.clone(),
+        ..SourceOptions::default()
+    };
+    let tree = scan_source_tree(&plan.project_dir, &options)?;
+    notices.extend(tree.notices.iter().cloned());
+    let mut jobs = tree.jobs();
+    let main = jobs.last_mut().expect("source tree always has a main job");
+    if plan.config_file != "cog.yaml" {
+        add_config_copy(plan, &options.dest, main)?;
+    }
+    let count = jobs.len();
+    Ok(jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let name = if i + 1 == count {
+                step.name.clone()
+            } else {
+                format!("{} (large file {})", step.name, job.entries[0].path)
+            };
+            NamedJob {
+                name,
+                created_by: "COPY . /src".to_string(),
+                job,
+            }
+        })
+        .collect())
+}
+
+/// cog's `RUN cp /src/<file> /src/cog.yaml`, written into the source layer.
+fn add_config_copy(plan: &BuildPlan, dest: &str, main: &mut LayerJob) -> Result<(), NativeError> {
+    let path = plan.project_dir.join(&plan.config_file);
+    let bytes = std::fs::read(&path).map_err(|source| LayerError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let target = format!("{dest}/cog.yaml");
+    main.entries.retain(|e| e.path != target);
+    main.entries.push(Entry::file_bytes(target, 0o644, bytes.clone()));
+    if let Some(key) = &mut main.cache_key {
+        key.push_str(&format!("\nconfig-copy:{}:{}", plan.config_file, hex::encode(Sha256::digest(&bytes))));
+    }
+    Ok(())
+}
+
+/// The `/src/.cog/*` files whose bytes were generated.
+fn cog_file_entries(files: &[CogFile], generated: &GeneratedInputs) -> Vec<Entry> {
+    files
+        .iter()
+        .filter_map(|file| {
+            let bytes = match file.name.as_str() {
+                "openapi_schema.json" => generated.openapi_schema.clone(),
+                "weights.json" => generated.weights_json.clone(),
+                _ => None,
+            }?;
+            Some(generated_file(file.image_path.trim_start_matches('/'), bytes.into_bytes()))
+        })
+        .collect()
+}
+
+/// The image config: the plan's env expanded over the base env, entrypoint,
+/// cmd, workdir, port and every label.
+fn image_config(
+    plan: &BuildPlan,
+    base: &BaseImage,
+    python: Option<&PythonLayers>,
+    generated: &GeneratedInputs,
+) -> Result<ConfigAdditions, NativeError> {
+    let env = plan
+        .image
+        .final_env(&base_env(base))
+        .into_iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (kv, String::new()),
+        })
+        .collect();
+    let mut extra = BTreeMap::new();
+    if plan.base.cog_base_label.is_some()
+        && let Some((idx, diff_id)) = base.last_layer()?
+    {
+        extra.insert(labels::BASE_LAST_LAYER_SHA.to_string(), diff_id.to_string());
+        extra.insert(labels::BASE_LAST_LAYER_IDX.to_string(), idx.to_string());
+    }
+    extra.extend(generated.extra_labels.clone());
+    let all = plan.image.complete_labels(
+        generated.openapi_schema.as_deref().map(str::as_bytes),
+        python.map(|p| p.pip_freeze.as_str()),
+        &extra,
+    );
+    Ok(ConfigAdditions {
+        env,
+        entrypoint: plan.image.entrypoint.clone(),
+        cmd: Some(plan.image.cmd.clone()),
+        workdir: Some(plan.image.working_dir.clone()),
+        user: None,
+        exposed_ports: plan.image.exposed_ports.clone(),
+        labels: all.into_iter().collect(),
+    })
+}
+
+/// `config.Env` of the base image.
+fn base_env(base: &BaseImage) -> Vec<String> {
+    serde_json::from_slice::<serde_json::Value>(&base.config)
+        .ok()
+        .and_then(|v| v.pointer("/config/Env").cloned())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Where the native engine keeps Python downloads inside the store root.
+pub fn python_cache_dir(store: &Store) -> PathBuf {
+    store.root().join("python")
+}
+
+/// The pinned artifacts of `base-images/artifacts.toml`.
+const ARTIFACTS: &str = include_str!("../../../base-images/artifacts.toml");
+
+/// The tini binary: the catalog's pinned download, or an override (both URL
+/// and digest must be given together).
+pub fn tini_file(url: Option<&str>, sha256: Option<&str>) -> Result<FixedFile, NativeError> {
+    let catalog: toml::Value = toml::from_str(ARTIFACTS)
+        .map_err(|e| NativeError::Unsupported(format!("base-images/artifacts.toml: {e}")))?;
+    let field = |key: &str| {
+        catalog
+            .get("tini")
+            .and_then(|t| t.get(key))
+            .cloned()
+            .ok_or_else(|| NativeError::Unsupported(format!("base-images/artifacts.toml: tini.{key} is missing")))
+    };
+    let (url, sha256) = match (url, sha256) {
+        (Some(url), Some(sha)) => (url.to_string(), sha.to_string()),
+        (None, None) => (
+            field("url")?.as_str().unwrap_or_default().to_string(),
+            field("sha256")?.as_str().unwrap_or_default().to_string(),
+        ),
+        _ => {
+            return Err(NativeError::Unsupported(
+                "COGPACK_TINI_URL and COGPACK_TINI_SHA256 must be set together\nhint: set both to override the pinned tini download, or neither".to_string(),
+            ));
+        }
+    };
+    let digest = format!("sha256:{}", sha256.trim_start_matches("sha256:"))
+        .parse()
+        .map_err(|e| NativeError::Unsupported(format!("tini sha256: {e}")))?;
+    Ok(FixedFile {
+        url,
+        sha256: digest,
+        dest: field("path")?.as_str().unwrap_or("sbin/tini").to_string(),
+        mode: field("mode")?.as_integer().unwrap_or(0o755) as u32,
+    })
+}
