@@ -145,18 +145,19 @@ fn ustar_block(name: &str, size: u64, is_dir: bool) -> [u8; 512] {
     block
 }
 
-/// Every ancestor directory of the given file paths, byte-sorted, with a
-/// trailing `/`.
+/// Every ancestor directory of the given file paths with a trailing `/`,
+/// ordered like cog: sorted by byte order *without* the trailing slash
+/// (so `a` and `a/b` come before `a-b`).
 pub fn ancestor_dirs<'a>(paths: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut dirs = BTreeSet::new();
     for path in paths {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
+            dirs.insert(path[..end + i].to_string());
             end += i + 1;
-            dirs.insert(path[..end].to_string());
         }
     }
-    dirs.into_iter().collect()
+    dirs.into_iter().map(|d| format!("{d}/")).collect()
 }
 
 /// The bytes before the first file: the directory entries.
@@ -298,6 +299,10 @@ mod tests {
         assert_eq!(
             ancestor_dirs(["b/c/x", "a/y", "b/z"]),
             vec!["a/", "b/", "b/c/"]
+        );
+        assert_eq!(
+            ancestor_dirs(["a-b/x", "a/y"]),
+            vec!["a/", "a-b/"]
         );
     }
 }
