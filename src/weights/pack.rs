@@ -141,10 +141,20 @@ mod tests {
     fn single_file_bundle_uses_default_level_and_bundles_split() {
         let layers = plan(&[("a", 5)]);
         assert_eq!(layers[0].compression, Compression::Gzip(6));
-        let half = BUNDLE_SIZE_MAX / 2;
-        let layers = plan(&[("a", half - 1), ("b", half - 1), ("c", 3)]);
+        let mib = 1024 * 1024;
+        let files = [
+            ("a", 60 * mib),
+            ("b", 60 * mib),
+            ("c", 60 * mib),
+            ("d", 60 * mib),
+            ("e", 16 * mib),
+            ("f", 20 * mib),
+        ];
+        let layers = plan(&files);
         assert_eq!(layers.len(), 2);
-        assert_eq!(layers[1].files, vec![2]);
+        assert_eq!(layers[0].files, vec![0, 1, 2, 3, 4]);
+        assert_eq!(layers[1].files, vec![5]);
+        assert_eq!(layers[1].compression, Compression::Gzip(6));
     }
 
     #[test]

@@ -44,7 +44,8 @@ impl WeightSpec {
                     uri: normalize_uri(&s.uri).map_err(|e| {
                         WeightsError::Invalid(format!(
                             "weights \"{}\": source uri {:?}: {e}; hint: use a relative or absolute directory, hf://org/repo[@ref] or https://host/file",
-                            decl.name, s.uri
+                            decl.name,
+                            redact_uri(&s.uri)
                         ))
                     })?,
                     include: normalize_patterns(&s.include),
@@ -68,6 +69,18 @@ impl WeightSpec {
             .collect::<Result<Vec<_>>>()?;
         check_disjoint(&specs)?;
         Ok(specs)
+    }
+}
+
+/// The URI with any `user:password@` part replaced by `***@`, for messages.
+pub fn redact_uri(uri: &str) -> String {
+    let Some(start) = uri.find("://").map(|i| i + 3) else {
+        return uri.to_string();
+    };
+    let authority_end = uri[start..].find('/').map_or(uri.len(), |i| start + i);
+    match uri[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &uri[..start], &uri[start + at..]),
+        None => uri.to_string(),
     }
 }
 
@@ -275,6 +288,8 @@ mod tests {
     #[test]
     fn rejects_userinfo_in_http() {
         assert!(normalize_uri("https://u:p@h/x").is_err());
+        assert_eq!(redact_uri("https://u:p@h/x@y"), "https://***@h/x@y");
+        assert_eq!(redact_uri("hf://a/b@main"), "hf://a/b@main");
         assert_eq!(normalize_uri("https://h/x.bin").unwrap(), "https://h/x.bin");
     }
 }

@@ -102,7 +102,8 @@ pub struct Listing {
 pub fn list_source(uri: &str, opts: &SourceOptions) -> Result<Listing> {
     let location = locate(uri, &opts.project_dir).map_err(|e| {
         WeightsError::Invalid(format!(
-            "source {uri:?}: {e}; hint: use a directory, hf://org/repo[@ref] or https://…"
+            "source {:?}: {e}; hint: use a directory, hf://org/repo[@ref] or https://…",
+            super::spec::redact_uri(uri)
         ))
     })?;
     let mut listing = match location {
