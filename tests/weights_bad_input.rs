@@ -244,3 +244,32 @@ fn empty_files_and_deep_paths_are_packed() {
     assert_eq!(entry.files.len(), 2);
     assert_eq!(entry.size, 2);
 }
+
+#[test]
+fn a_changed_large_file_gets_a_freshly_computed_layer_digest() {
+    let project = tempfile::tempdir().unwrap();
+    let model = project.path().join("w/model.safetensors");
+    write_random_file(&model, 65 << 20, 11);
+    let store = tempfile::tempdir().unwrap();
+    let specs = WeightSpec::from_decls(&[decl("w", "/src/w", &["w"])]).unwrap();
+    let opts = options(project.path(), store.path());
+    import_weights(&specs, &opts).unwrap();
+    let before = LockFile::load(project.path()).unwrap().unwrap();
+
+    write_random_file(&model, 65 << 20, 12);
+    let report = import_weights(&specs, &opts).unwrap();
+    assert_eq!(report.weights[0].status, cogpack::weights::drift::PlanStatus::UpstreamChanged);
+    assert_eq!(report.weights[0].layers_reused, 0);
+    let after = LockFile::load(project.path()).unwrap().unwrap();
+    assert_ne!(after.weights[0].layers[0].digest, before.weights[0].layers[0].digest);
+
+    // A clean import of the same bytes (no lockfile, empty store) agrees.
+    let clean = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(clean.path().join("w")).unwrap();
+    std::fs::copy(&model, clean.path().join("w/model.safetensors")).unwrap();
+    let clean_store = tempfile::tempdir().unwrap();
+    import_weights(&specs, &options(clean.path(), clean_store.path())).unwrap();
+    let fresh = LockFile::load(clean.path()).unwrap().unwrap();
+    assert_eq!(fresh.weights[0].layers, after.weights[0].layers);
+    assert_eq!(fresh.weights[0].digest, after.weights[0].digest);
+}

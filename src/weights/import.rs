@@ -75,6 +75,11 @@ impl ImportReport {
 /// Imports the selected weights of `specs` (all cog.yaml weights, in order).
 pub fn import_weights(specs: &[WeightSpec], opts: &ImportOptions) -> Result<ImportReport> {
     super::spec::check_disjoint(specs)?;
+    let _guard = if opts.dry_run {
+        None
+    } else {
+        Some(lock_project(&opts.project_dir)?)
+    };
     let lock = LockFile::load(&opts.project_dir)?;
     let kind = lock
         .as_ref()
@@ -115,6 +120,23 @@ pub fn import_weights(specs: &[WeightSpec], opts: &ImportOptions) -> Result<Impo
         lockfile_written: changed,
         pruned,
     })
+}
+
+/// Takes cog's exclusive project lock `.cog/cog.lock` for the import; the
+/// lock is released when the returned file is dropped.
+fn lock_project(project_dir: &std::path::Path) -> Result<std::fs::File> {
+    let dir = project_dir.join(".cog");
+    std::fs::create_dir_all(&dir).map_err(|e| WeightsError::io("creating", &dir, e))?;
+    let path = dir.join("cog.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| WeightsError::io("opening", &path, e))?;
+    file.lock()
+        .map_err(|e| WeightsError::io("locking (another import running?)", &path, e))?;
+    Ok(file)
 }
 
 /// The weights to import: the named ones, or all. A lockfile written with
@@ -211,7 +233,7 @@ fn build_weight(
     }
 
     let jobs = hash_jobs(&listings, &slots, &layers, &digests, previous, opts);
-    let results = run_jobs(&jobs, &listings, &merged_paths(&merged), opts)?;
+    let results = run_jobs(&jobs, &listings, opts)?;
     let mut raw_layers: HashMap<usize, (Digest, u64)> = HashMap::new();
     for r in results {
         digests[r.slot.0][r.slot.1] = Some(r.digest);
@@ -272,10 +294,6 @@ fn dry(spec: &WeightSpec, status: PlanStatus, notices: Vec<String>) -> WeightImp
         notices,
         layers_reused: 0,
     }
-}
-
-fn merged_paths(merged: &[super::source::MergedFile]) -> Vec<String> {
-    merged.iter().map(|m| m.file.path.clone()).collect()
 }
 
 fn known_fingerprints(listings: &[Listing]) -> Option<Vec<String>> {
@@ -345,10 +363,17 @@ fn hash_jobs(
         let likely_stored = recorded
             .get(file.path.as_str())
             .is_some_and(|r| r.size == file.size && store.contains(&r.digest, Some(r.size)));
+        // A file the lockfile already knows is only hashed here; its layer
+        // digest then comes from the lockfile (or, if it changed, from the
+        // store), so an unchanged re-import costs one SHA-256 pass.
         jobs.push(HashJob {
             slot: (s, i),
             ingest: ingest && !likely_stored,
-            raw_layer: raw_of.get(&m).copied(),
+            raw_layer: if likely_stored {
+                None
+            } else {
+                raw_of.get(&m).copied()
+            },
         });
     }
     for (s, listing) in listings.iter().enumerate() {
@@ -373,7 +398,6 @@ fn hash_jobs(
 fn run_jobs(
     jobs: &[HashJob],
     listings: &[Listing],
-    _paths: &[String],
     opts: &ImportOptions,
 ) -> Result<Vec<HashResult>> {
     jobs.par_iter()
