@@ -5,7 +5,7 @@
 mod support;
 
 use cogpack::config::{WeightDecl, WeightSource};
-use cogpack::weights::drift::{check_drift, find_drift, Drift};
+use cogpack::weights::drift::{Drift, check_drift, find_drift};
 use cogpack::weights::envelope;
 use cogpack::weights::import::{ImportOptions, import_weights};
 use cogpack::weights::lockfile::LockFile;
@@ -57,17 +57,35 @@ fn overlapping_targets_are_rejected() {
     ])
     .unwrap_err()
     .to_string();
-    assert!(err.contains("overlaps") && err.contains("weights \"b\""), "{err}");
-    let err = WeightSpec::from_decls(&[decl("a", "relative", &["w"])]).unwrap_err().to_string();
+    assert!(
+        err.contains("overlaps") && err.contains("weights \"b\""),
+        "{err}"
+    );
+    let err = WeightSpec::from_decls(&[decl("a", "relative", &["w"])])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("absolute"), "{err}");
-    assert!(WeightSpec::from_decls(&[decl("a", "/src/w", &["w"]), decl("b", "/src/w2", &["w"])]).is_ok());
+    assert!(
+        WeightSpec::from_decls(&[decl("a", "/src/w", &["w"]), decl("b", "/src/w2", &["w"])])
+            .is_ok()
+    );
 }
 
 #[test]
 fn bad_source_uris_are_rejected_with_the_weight_name() {
-    for (uri, what) in [("../outside", "escapes"), ("s3://bucket/x", "unsupported scheme"), ("hf://only-org", "org/name"), ("https://user:pw@host/x.bin", "credentials")] {
-        let err = WeightSpec::from_decls(&[decl("w", "/src/w", &[uri])]).unwrap_err().to_string();
-        assert!(err.contains(what) && err.contains("weights \"w\"") && !err.contains("pw@"), "{uri}: {err}");
+    for (uri, what) in [
+        ("../outside", "escapes"),
+        ("s3://bucket/x", "unsupported scheme"),
+        ("hf://only-org", "org/name"),
+        ("https://user:pw@host/x.bin", "credentials"),
+    ] {
+        let err = WeightSpec::from_decls(&[decl("w", "/src/w", &[uri])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(what) && err.contains("weights \"w\"") && !err.contains("pw@"),
+            "{uri}: {err}"
+        );
     }
 }
 
@@ -78,14 +96,20 @@ fn zero_files_after_filters_is_an_error_listing_the_patterns() {
     let mut d = decl("w", "/src/w", &["w"]);
     d.sources[0].include = vec!["*.safetensors".into()];
     let err = import_err(project.path(), &[d]);
-    assert!(err.contains("no files left") && err.contains("*.safetensors"), "{err}");
+    assert!(
+        err.contains("no files left") && err.contains("*.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_source_directory_is_reported_with_a_hint() {
     let project = tempfile::tempdir().unwrap();
     let err = import_err(project.path(), &[decl("w", "/src/w", &["nowhere"])]);
-    assert!(err.contains("weight \"w\"") && err.contains("nowhere") && err.contains("hint"), "{err}");
+    assert!(
+        err.contains("weight \"w\"") && err.contains("nowhere") && err.contains("hint"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -94,12 +118,18 @@ fn symlinks_and_special_files_in_a_source_are_rejected() {
     write_text(&project.path().join("w/real.json"), "{}");
     std::os::unix::fs::symlink("real.json", project.path().join("w/link.json")).unwrap();
     let err = import_err(project.path(), &[decl("w", "/src/w", &["w"])]);
-    assert!(err.contains("link.json") && err.contains("symbolic link"), "{err}");
+    assert!(
+        err.contains("link.json") && err.contains("symbolic link"),
+        "{err}"
+    );
 
     let project = tempfile::tempdir().unwrap();
     write_text(&project.path().join("w/real.json"), "{}");
     let fifo = project.path().join("w/pipe");
-    let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(status.success());
     let err = import_err(project.path(), &[decl("w", "/src/w", &["w"])]);
     assert!(err.contains("pipe") && err.contains("FIFO"), "{err}");
@@ -128,7 +158,10 @@ fn a_file_changing_during_import_is_detected() {
     let err = import_err(project.path(), &[decl("w", "/src/w", &["w"])]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.join().unwrap();
-    assert!(err.contains("changed") && err.contains("model.safetensors"), "{err}");
+    assert!(
+        err.contains("changed") && err.contains("model.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,7 +173,10 @@ fn unknown_lockfile_version_stops_import() {
         r#"{"version": 7, "envelopeFormat": "x", "weights": []}"#,
     );
     let err = import_err(project.path(), &[decl("w", "/src/w", &["w"])]);
-    assert!(err.contains("unsupported lockfile version 7") && err.contains("weights.lock"), "{err}");
+    assert!(
+        err.contains("unsupported lockfile version 7") && err.contains("weights.lock"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -164,9 +200,18 @@ fn later_sources_override_earlier_ones_by_path() {
     let store = tempfile::tempdir().unwrap();
     let specs = WeightSpec::from_decls(&[decl("w", "/src/w", &["a", "b"])]).unwrap();
     let report = import_weights(&specs, &options(project.path(), store.path())).unwrap();
-    assert!(report.weights[0].notices.iter().any(|n| n.contains("config.json") && n.contains("overrides")));
+    assert!(
+        report.weights[0]
+            .notices
+            .iter()
+            .any(|n| n.contains("config.json") && n.contains("overrides"))
+    );
     let entry = report.weights[0].entry.clone().unwrap();
-    let config = entry.files.iter().find(|f| f.path == "config.json").unwrap();
+    let config = entry
+        .files
+        .iter()
+        .find(|f| f.path == "config.json")
+        .unwrap();
     assert_eq!(config.digest, cogpack::oci::Digest::of_bytes(b"from b"));
     assert_eq!(entry.files.len(), 2);
     assert_eq!(entry.sources.len(), 2);
@@ -187,9 +232,15 @@ fn a_cog_written_lockfile_gets_its_gzip_layers_recomputed() {
     let mut cogs = ours.clone();
     cogs.envelope_format = envelope::cog_envelope().to_string();
     let go_gzip: cogpack::oci::Digest =
-        "sha256:7ff2b72da0831598b639d05ed0e1ea64f2623cc5055245501b2c50f63a28cd0a".parse().unwrap();
+        "sha256:7ff2b72da0831598b639d05ed0e1ea64f2623cc5055245501b2c50f63a28cd0a"
+            .parse()
+            .unwrap();
     let entry = &mut cogs.weights[0];
-    let gz = entry.layers.iter().position(|l| l.media_type.ends_with("+gzip")).unwrap();
+    let gz = entry
+        .layers
+        .iter()
+        .position(|l| l.media_type.ends_with("+gzip"))
+        .unwrap();
     let ours_gzip = entry.layers[gz].digest.clone();
     entry.layers[gz].digest = go_gzip.clone();
     for f in entry.files.iter_mut().filter(|f| f.layer == ours_gzip) {
@@ -198,9 +249,15 @@ fn a_cog_written_lockfile_gets_its_gzip_layers_recomputed() {
     cogs.save(project.path()).unwrap();
 
     let report = import_weights(&specs, &opts).unwrap();
-    assert_eq!(report.weights[0].layers_reused, 1, "only the raw tar layer is trusted");
+    assert_eq!(
+        report.weights[0].layers_reused, 1,
+        "only the raw tar layer is trusted"
+    );
     let after = LockFile::load(project.path()).unwrap().unwrap();
-    assert_eq!(after.envelope_format, envelope::cogpack_envelope().to_string());
+    assert_eq!(
+        after.envelope_format,
+        envelope::cogpack_envelope().to_string()
+    );
     assert!(after.weights[0].layers.iter().all(|l| l.digest != go_gzip));
     assert_eq!(after.weights[0].digest, ours.weights[0].digest);
 }
@@ -211,32 +268,59 @@ fn drift_gate_lists_pending_changed_and_orphaned_weights() {
     write_text(&project.path().join("w/a.json"), "{}");
     let store = tempfile::tempdir().unwrap();
     let specs = WeightSpec::from_decls(&[decl("a", "/src/a", &["w"])]).unwrap();
-    assert!(check_drift(&specs, None).unwrap_err().to_string().contains("a: pending"));
+    assert!(
+        check_drift(&specs, None)
+            .unwrap_err()
+            .to_string()
+            .contains("a: pending")
+    );
     import_weights(&specs, &options(project.path(), store.path())).unwrap();
     let lock = LockFile::load(project.path()).unwrap().unwrap();
     check_drift(&specs, Some(&lock)).unwrap();
 
-    let changed = WeightSpec::from_decls(&[decl("a", "/src/new", &["w"]), decl("b", "/src/b", &["w"])]).unwrap();
+    let changed =
+        WeightSpec::from_decls(&[decl("a", "/src/new", &["w"]), decl("b", "/src/b", &["w"])])
+            .unwrap();
     let err = check_drift(&changed, Some(&lock)).unwrap_err().to_string();
-    assert!(err.starts_with("weights.lock is out of sync with cog.yaml:\n"), "{err}");
-    assert!(err.contains("a: config changed (target: /src/a → /src/new)"), "{err}");
+    assert!(
+        err.starts_with("weights.lock is out of sync with cog.yaml:\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("a: config changed (target: /src/a → /src/new)"),
+        "{err}"
+    );
     assert!(err.contains("b: pending"), "{err}");
-    assert!(err.ends_with("Run 'cogpack weights import' to update."), "{err}");
+    assert!(
+        err.ends_with("Run 'cogpack weights import' to update."),
+        "{err}"
+    );
 
     let other = WeightSpec::from_decls(&[decl("c", "/src/c", &["w"])]).unwrap();
     let drift = find_drift(&other, Some(&lock));
     assert_eq!(
         drift,
-        [Drift::Pending { name: "c".into() }, Drift::Orphaned { name: "a".into() }]
+        [
+            Drift::Pending { name: "c".into() },
+            Drift::Orphaned { name: "a".into() }
+        ]
     );
-    assert!(check_drift(&[], Some(&lock)).is_ok(), "no weights declared: no gate");
+    assert!(
+        check_drift(&[], Some(&lock)).is_ok(),
+        "no weights declared: no gate"
+    );
 }
 
 #[test]
 fn empty_files_and_deep_paths_are_packed() {
     let project = tempfile::tempdir().unwrap();
     write_text(&project.path().join("w/empty.txt"), "");
-    write_text(&project.path().join(format!("w/{}/x.json", "deep/".repeat(30))), "{}");
+    write_text(
+        &project
+            .path()
+            .join(format!("w/{}/x.json", "deep/".repeat(30))),
+        "{}",
+    );
     let store = tempfile::tempdir().unwrap();
     let specs = WeightSpec::from_decls(&[decl("w", "/src/w", &["w"])]).unwrap();
     let report = import_weights(&specs, &options(project.path(), store.path())).unwrap();
@@ -258,10 +342,16 @@ fn a_changed_large_file_gets_a_freshly_computed_layer_digest() {
 
     write_random_file(&model, 65 << 20, 12);
     let report = import_weights(&specs, &opts).unwrap();
-    assert_eq!(report.weights[0].status, cogpack::weights::drift::PlanStatus::UpstreamChanged);
+    assert_eq!(
+        report.weights[0].status,
+        cogpack::weights::drift::PlanStatus::UpstreamChanged
+    );
     assert_eq!(report.weights[0].layers_reused, 0);
     let after = LockFile::load(project.path()).unwrap().unwrap();
-    assert_ne!(after.weights[0].layers[0].digest, before.weights[0].layers[0].digest);
+    assert_ne!(
+        after.weights[0].layers[0].digest,
+        before.weights[0].layers[0].digest
+    );
 
     // A clean import of the same bytes (no lockfile, empty store) agrees.
     let clean = tempfile::tempdir().unwrap();

@@ -44,7 +44,9 @@ fn cogpack_envelope_is_distinct_and_lockfiles_are_classified() {
         EnvelopeKind::Cogpack
     );
     assert_eq!(
-        envelope::classify("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+        envelope::classify(
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        ),
         EnvelopeKind::Unknown
     );
     let cog = EnvelopeKind::Cog;
@@ -130,7 +132,11 @@ fn manifest_bytes_have_cogs_key_order() {
 fn single_file_raw_tar_size_is_512_ceil_plus_2560() {
     for size in [0u64, 1, 511, 512, 513, 90_868_376, 2_508_311_120] {
         let expected = 512 * size.div_ceil(512) + 2560;
-        assert_eq!(tar_size([("model.safetensors", size)]), expected, "S={size}");
+        assert_eq!(
+            tar_size([("model.safetensors", size)]),
+            expected,
+            "S={size}"
+        );
     }
     for entry in cog_lock().weights {
         for layer in entry
@@ -138,7 +144,11 @@ fn single_file_raw_tar_size_is_512_ceil_plus_2560() {
             .iter()
             .filter(|l| l.media_type == "application/vnd.oci.image.layer.v1.tar")
         {
-            let file = entry.files.iter().find(|f| f.layer == layer.digest).unwrap();
+            let file = entry
+                .files
+                .iter()
+                .find(|f| f.layer == layer.digest)
+                .unwrap();
             assert_eq!(tar_size([(file.path.as_str(), file.size)]), layer.size);
         }
     }
@@ -153,9 +163,16 @@ fn bundle_uncompressed_size_counts_file_bytes_only() {
         .iter()
         .find(|l| l.media_type.ends_with("+gzip"))
         .unwrap();
-    let files: Vec<_> = minilm.files.iter().filter(|f| f.layer == bundle.digest).collect();
+    let files: Vec<_> = minilm
+        .files
+        .iter()
+        .filter(|f| f.layer == bundle.digest)
+        .collect();
     assert_eq!(files.len(), 9);
-    assert_eq!(files.iter().map(|f| f.size).sum::<u64>(), bundle.size_uncompressed);
+    assert_eq!(
+        files.iter().map(|f| f.size).sum::<u64>(),
+        bundle.size_uncompressed
+    );
     assert_eq!(minilm.size, 91_567_913);
     assert_eq!(
         minilm.size_compressed,
@@ -170,7 +187,10 @@ fn tags_are_sanitised_like_cog() {
     assert_eq!(tag_segment("--x--"), "x");
     assert_eq!(tag_segment("..."), "unnamed");
     assert_eq!(tag_segment(&"a".repeat(200)).len(), 104);
-    assert_eq!(tag_segment(&format!("{}.b", "a".repeat(103))), "a".repeat(103));
+    assert_eq!(
+        tag_segment(&format!("{}.b", "a".repeat(103))),
+        "a".repeat(103)
+    );
     let lock = cog_lock();
     let minilm = lock.entry("minilm").unwrap();
     assert_eq!(
@@ -183,29 +203,43 @@ fn tags_are_sanitised_like_cog() {
 #[test]
 fn runtime_manifest_bytes_are_indented_go_json_in_lockfile_order() {
     let expected = "{\n  \"weights\": [\n    {\n      \"name\": \"parakeet\",\n      \"target\": \"/src/weights/parakeet\",\n      \"setDigest\": \"sha256:4ebfc8927425c01119080b2e2ca1cf7d57ca9a598109ae6d17b99b9a4ad42792\"\n    },\n    {\n      \"name\": \"minilm\",\n      \"target\": \"/src/weights/minilm\",\n      \"setDigest\": \"sha256:18074874da7fd77e7cf1fefcbb2fc7edee0c38417f2255962e8a4fff5567b1d2\"\n    }\n  ]\n}";
-    assert_eq!(String::from_utf8(runtime_manifest_bytes(&cog_lock())).unwrap(), expected);
+    assert_eq!(
+        String::from_utf8(runtime_manifest_bytes(&cog_lock())).unwrap(),
+        expected
+    );
 }
 
 #[test]
 fn lockfile_parse_rejects_bad_versions_and_duplicates() {
     let text = String::from_utf8(COG_LOCK.to_vec()).unwrap();
     let v2 = text.replacen("\"version\": 1", "\"version\": 2", 1);
-    let err = LockFile::parse(v2.as_bytes(), "weights.lock").unwrap_err().to_string();
+    let err = LockFile::parse(v2.as_bytes(), "weights.lock")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unsupported lockfile version 2"), "{err}");
     assert!(err.contains("hint"), "{err}");
     let dup = text.replacen("\"name\": \"parakeet\"", "\"name\": \"minilm\"", 1);
-    let err = LockFile::parse(dup.as_bytes(), "weights.lock").unwrap_err().to_string();
+    let err = LockFile::parse(dup.as_bytes(), "weights.lock")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("duplicate weight name"), "{err}");
-    let err = LockFile::parse(b"{", "weights.lock").unwrap_err().to_string();
+    let err = LockFile::parse(b"{", "weights.lock")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("weights.lock: not valid JSON"), "{err}");
 }
 
 fn our_tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let listing = files.iter().map(|(p, b)| (p.clone(), b.len() as u64)).collect();
+    let listing = files
+        .iter()
+        .map(|(p, b)| (p.clone(), b.len() as u64))
+        .collect();
     let contents: Vec<Vec<u8>> = files.iter().map(|(_, b)| b.clone()).collect();
     let mut reader = LayerTarReader::new(
         listing,
-        Box::new(move |i| Ok(Box::new(std::io::Cursor::new(contents[i].clone())) as Box<dyn Read + Send>)),
+        Box::new(move |i| {
+            Ok(Box::new(std::io::Cursor::new(contents[i].clone())) as Box<dyn Read + Send>)
+        }),
     );
     let mut out = Vec::new();
     reader.read_to_end(&mut out).unwrap();
@@ -224,7 +258,10 @@ fn tar_bytes_are_identical_to_go_archive_tar() {
             ("a-b/x.txt".into(), vec![1u8; 512]),
             ("a/b/c/deep.json".into(), vec![2u8; 513]),
             ("empty.txt".into(), Vec::new()),
-            (format!("{long_dir}/{}/model.json", "e".repeat(50)), vec![3u8; 1000]),
+            (
+                format!("{long_dir}/{}/model.json", "e".repeat(50)),
+                vec![3u8; 1000],
+            ),
             ("ünïcode/tokénizer.json".into(), vec![4u8; 33]),
         ],
     ];
@@ -245,8 +282,14 @@ fn tar_bytes_are_identical_to_go_archive_tar() {
         let go = std::fs::read(&out).unwrap();
         let ours = our_tar(files);
         assert_eq!(ours.len(), go.len(), "case {n} length");
-        assert!(ours == go, "case {n}: tar bytes differ from Go's archive/tar");
-        let sizes: Vec<(&str, u64)> = files.iter().map(|(p, b)| (p.as_str(), b.len() as u64)).collect();
+        assert!(
+            ours == go,
+            "case {n}: tar bytes differ from Go's archive/tar"
+        );
+        let sizes: Vec<(&str, u64)> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.len() as u64))
+            .collect();
         assert_eq!(tar_size(sizes.iter().copied()), go.len() as u64);
     }
 }
@@ -266,6 +309,9 @@ fn headers_of_files_of_8_gib_and_more_match_go() {
         assert!(status.success());
         let mut ours = dir_entries([path]);
         ours.extend(entry_header(path, size));
-        assert!(std::fs::read(&out).unwrap() == ours, "header of a {size}-byte file differs");
+        assert!(
+            std::fs::read(&out).unwrap() == ours,
+            "header of a {size}-byte file differs"
+        );
     }
 }

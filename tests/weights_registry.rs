@@ -42,7 +42,10 @@ fn decl(name: &str, dir: &str, include: &[&str], exclude: &[&str]) -> WeightDecl
 
 fn make_project(root: &Path) -> Vec<WeightSpec> {
     write_text(&root.join("weights/tok/config.json"), "{\"hidden\": 384}");
-    write_text(&root.join("weights/tok/1_Pooling/config.json"), "{\"mean\": true}");
+    write_text(
+        &root.join("weights/tok/1_Pooling/config.json"),
+        "{\"mean\": true}",
+    );
     write_text(&root.join("weights/tok/vocab.txt"), &"token\n".repeat(5000));
     write_text(&root.join("weights/tok/README.md"), "not shipped");
     write_text(&root.join("weights/tok/.cog/ignored"), "cog state");
@@ -52,7 +55,12 @@ fn make_project(root: &Path) -> Vec<WeightSpec> {
     write_text(&root.join("weights/big/merges.txt"), &text);
     WeightSpec::from_decls(&[
         decl("tok", "weights/tok", &[], &["README.md"]),
-        decl("big", "./weights/big", &["*.safetensors", "*.json", "*.txt"], &[]),
+        decl(
+            "big",
+            "./weights/big",
+            &["*.safetensors", "*.json", "*.txt"],
+            &[],
+        ),
     ])
     .unwrap()
 }
@@ -73,7 +81,11 @@ fn skopeo_raw(host: &str, reference: &str) -> Vec<u8> {
         .arg(format!("docker://{host}/{reference}"))
         .output()
         .expect("skopeo is installed (apt-get install skopeo)");
-    assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -95,7 +107,11 @@ fn push_image<R: WeightRegistry>(registry: &R, tag: &str) {
         config.len()
     );
     registry
-        .put_manifest(tag, manifest.as_bytes(), "application/vnd.oci.image.manifest.v1+json")
+        .put_manifest(
+            tag,
+            manifest.as_bytes(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
         .unwrap();
 }
 
@@ -111,10 +127,16 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     assert_eq!(report.plan_lines(), ["+ tok (new)", "+ big (new)"]);
     assert!(report.lockfile_written);
     let lock = LockFile::load(project.path()).unwrap().unwrap();
-    assert_eq!(lock.envelope_format, cogpack::weights::envelope::cogpack_envelope().to_string());
+    assert_eq!(
+        lock.envelope_format,
+        cogpack::weights::envelope::cogpack_envelope().to_string()
+    );
     let tok = lock.entry("tok").unwrap();
     let tok_paths: Vec<&str> = tok.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(tok_paths, ["1_Pooling/config.json", "config.json", "vocab.txt"]);
+    assert_eq!(
+        tok_paths,
+        ["1_Pooling/config.json", "config.json", "vocab.txt"]
+    );
     assert_eq!(tok.layers.len(), 1);
     let big = lock.entry("big").unwrap();
     assert_eq!(big.layers.len(), 3);
@@ -126,7 +148,11 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     assert_eq!(raw.size, 512 * BIG.div_ceil(512) + 2560);
     let model = project.path().join("weights/big/model.safetensors");
     assert_eq!(
-        big.files.iter().find(|f| f.path == "model.safetensors").unwrap().digest,
+        big.files
+            .iter()
+            .find(|f| f.path == "model.safetensors")
+            .unwrap()
+            .digest,
         file_digest(&model)
     );
 
@@ -134,21 +160,29 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     let tools = tempfile::tempdir().unwrap();
     let gotar = support::go_tar_tool(tools.path());
     let go_out = tools.path().join("layer.tar");
-    assert!(Command::new(&gotar)
-        .arg(&go_out)
-        .arg(format!("model.safetensors={}", model.display()))
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new(&gotar)
+            .arg(&go_out)
+            .arg(format!("model.safetensors={}", model.display()))
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_eq!(file_digest(&go_out), raw.digest);
     std::fs::remove_file(&go_out).unwrap();
 
     // Re-import: unchanged, same raw digests, lockfile untouched.
     let before = std::fs::read(project.path().join("weights.lock")).unwrap();
     let again = import_weights(&specs, &opts).unwrap();
-    assert_eq!(again.plan_lines(), ["= tok (unchanged)", "= big (unchanged)"]);
+    assert_eq!(
+        again.plan_lines(),
+        ["= tok (unchanged)", "= big (unchanged)"]
+    );
     assert!(!again.lockfile_written);
-    assert_eq!(std::fs::read(project.path().join("weights.lock")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(project.path().join("weights.lock")).unwrap(),
+        before
+    );
 
     // Push, then status = ready.
     let registry = TestRegistry::start();
@@ -168,7 +202,10 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     for entry in &lock.weights {
         let artifact = WeightArtifact::of_entry(entry);
         let tag = weight_tag(&entry.name, Some(&entry.set_digest));
-        assert_eq!(skopeo_raw(&registry.host(), &format!("acme/model:{tag}")), artifact.manifest);
+        assert_eq!(
+            skopeo_raw(&registry.host(), &format!("acme/model:{tag}")),
+            artifact.manifest
+        );
         assert_eq!(
             skopeo_raw(&registry.host(), &format!("acme/model@{}", entry.digest)),
             artifact.manifest
@@ -184,16 +221,28 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     let image = client.head_manifest("cog-image.v1").unwrap().unwrap();
     assert_eq!(index_bytes, build_bundle_index(&image, &weight_descs));
     let index: serde_json::Value = serde_json::from_slice(&index_bytes).unwrap();
-    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     assert_eq!(index["manifests"][0]["platform"]["os"], "linux");
     for (i, entry) in lock.weights.iter().enumerate() {
         let w = &index["manifests"][i + 1];
         assert_eq!(w["artifactType"], "application/vnd.cog.weight.v1");
-        assert_eq!(w["platform"], serde_json::json!({"architecture": "unknown", "os": "unknown"}));
+        assert_eq!(
+            w["platform"],
+            serde_json::json!({"architecture": "unknown", "os": "unknown"})
+        );
         assert_eq!(w["digest"], entry.digest.to_string());
         assert_eq!(w["annotations"]["run.cog.weight.name"], entry.name.as_str());
-        assert_eq!(w["annotations"]["run.cog.weight.set-digest"], entry.set_digest.to_string());
-        assert_eq!(w["annotations"]["run.cog.weight.size.uncompressed"], entry.size.to_string());
+        assert_eq!(
+            w["annotations"]["run.cog.weight.set-digest"],
+            entry.set_digest.to_string()
+        );
+        assert_eq!(
+            w["annotations"]["run.cog.weight.size.uncompressed"],
+            entry.size.to_string()
+        );
         assert!(w["annotations"].get("run.cog.weight.target").is_none());
     }
 
@@ -210,7 +259,10 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
         }
     }
     let warm = pull_weights(&client, &lock, &fresh, &PullOptions::default()).unwrap();
-    assert!(warm.iter().all(|p| p.restored_files == 0 && p.layers_fetched == 0));
+    assert!(
+        warm.iter()
+            .all(|p| p.restored_files == 0 && p.layers_fetched == 0)
+    );
 
     // Deleting one blob in the registry storage ⇒ incomplete; a push repairs it.
     let bundle = tok.layers[0].digest.clone();
@@ -227,7 +279,9 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     registry.delete_blob_data(&bundle);
     let vocab = tok.files.iter().find(|f| f.path == "vocab.txt").unwrap();
     corrupt(&opts.store.path_of(&vocab.digest));
-    let err = push_weights(&client, &lock, &opts.store, &["tok".into()]).unwrap_err().to_string();
+    let err = push_weights(&client, &lock, &opts.store, &["tok".into()])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("uploading layer"), "{err}");
     assert_eq!(client.head_blob(&bundle).unwrap(), None);
 
@@ -237,19 +291,33 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
         &client,
         &lock,
         &opts.store,
-        &PullOptions { names: vec!["tok".into()], verify_cached: true },
+        &PullOptions {
+            names: vec!["tok".into()],
+            verify_cached: true,
+        },
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("fetching layer"), "{err}");
-    assert!(!opts.store.contains(&vocab.digest, None), "corrupt file must be removed");
-    let model_digest = &big.files.iter().find(|f| f.path == "config.json").unwrap().digest;
+    assert!(
+        !opts.store.contains(&vocab.digest, None),
+        "corrupt file must be removed"
+    );
+    let model_digest = &big
+        .files
+        .iter()
+        .find(|f| f.path == "config.json")
+        .unwrap()
+        .digest;
     corrupt(&opts.store.path_of(model_digest));
     let fixed = pull_weights(
         &client,
         &lock,
         &opts.store,
-        &PullOptions { names: vec!["big".into()], verify_cached: true },
+        &PullOptions {
+            names: vec!["big".into()],
+            verify_cached: true,
+        },
     )
     .unwrap();
     assert_eq!(fixed[0].corrupt_files, ["config.json"]);
@@ -260,7 +328,10 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
         &client,
         &lock,
         &opts.store,
-        &PullOptions { names: vec!["nope".into(), "nada".into()], verify_cached: false },
+        &PullOptions {
+            names: vec!["nope".into(), "nada".into()],
+            verify_cached: false,
+        },
     )
     .unwrap_err()
     .to_string();
@@ -318,15 +389,28 @@ fn import_plan_statuses_follow_config_and_upstream_changes() {
 
     // An excluded file changes: the fingerprint (over the unfiltered set) changes.
     write_text(&project.path().join("w/b.bin"), "bin2");
-    let dry = ImportOptions { dry_run: true, ..opts.clone() };
+    let dry = ImportOptions {
+        dry_run: true,
+        ..opts.clone()
+    };
     let plan = import_weights(&specs, &dry).unwrap();
     assert_eq!(plan.weights[0].status, PlanStatus::UpstreamChanged);
-    assert_eq!(LockFile::load(project.path()).unwrap().unwrap(), first, "dry run writes nothing");
+    assert_eq!(
+        LockFile::load(project.path()).unwrap().unwrap(),
+        first,
+        "dry run writes nothing"
+    );
     let report = import_weights(&specs, &opts).unwrap();
     assert_eq!(report.weights[0].status, PlanStatus::UpstreamChanged);
     let second = LockFile::load(project.path()).unwrap().unwrap();
-    assert_ne!(second.weights[0].sources[0].fingerprint, first.weights[0].sources[0].fingerprint);
-    assert_eq!(second.weights[0].digest, first.weights[0].digest, "shipped files unchanged");
+    assert_ne!(
+        second.weights[0].sources[0].fingerprint,
+        first.weights[0].sources[0].fingerprint
+    );
+    assert_eq!(
+        second.weights[0].digest, first.weights[0].digest,
+        "shipped files unchanged"
+    );
 
     let widened = WeightSpec::from_decls(&[decl("a", "w", &["*.json", "*.bin"], &[])]).unwrap();
     let report = import_weights(&widened, &opts).unwrap();
@@ -337,6 +421,12 @@ fn import_plan_statuses_follow_config_and_upstream_changes() {
     let renamed = WeightSpec::from_decls(&[decl("c", "w", &[], &[])]).unwrap();
     let report = import_weights(&renamed, &opts).unwrap();
     assert_eq!(report.pruned, ["a"]);
-    let names: Vec<String> = LockFile::load(project.path()).unwrap().unwrap().weights.into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = LockFile::load(project.path())
+        .unwrap()
+        .unwrap()
+        .weights
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, ["c"]);
 }

@@ -62,12 +62,16 @@ fn start_hub() -> Server {
     }));
     {
         let mut h = hub.lock().unwrap();
-        h.files.insert("config.json".into(), b"{\"hidden_size\": 384}".to_vec());
-        h.files.insert("tokenizer.json".into(), b"{\"vocab\": [1,2,3]}".to_vec());
+        h.files
+            .insert("config.json".into(), b"{\"hidden_size\": 384}".to_vec());
+        h.files
+            .insert("tokenizer.json".into(), b"{\"vocab\": [1,2,3]}".to_vec());
         h.files.insert("onnx/model.onnx".into(), vec![9u8; 1000]);
         h.files.insert("model.safetensors".into(), big_model());
-        h.files.insert("weights.bin".into(), b"real content".to_vec());
-        h.files.insert("files/noetag.bin".into(), b"plain file".to_vec());
+        h.files
+            .insert("weights.bin".into(), b"real content".to_vec());
+        h.files
+            .insert("files/noetag.bin".into(), b"plain file".to_vec());
     }
     let shared = hub.clone();
     std::thread::spawn(move || {
@@ -105,7 +109,10 @@ fn handle(stream: std::net::TcpStream, port: u16, hub: &Mutex<Hub>) {
     hub.lock().unwrap().log.push((target.clone(), auth.clone()));
     let (status, headers, body) = route(&target, auth.as_deref(), port, hub);
     let mut out = stream;
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -119,26 +126,42 @@ fn handle(stream: std::net::TcpStream, port: u16, hub: &Mutex<Hub>) {
 type Reply = (&'static str, Vec<(String, String)>, Vec<u8>);
 
 fn json(status: &'static str, body: String) -> Reply {
-    (status, vec![("Content-Type".into(), "application/json".into())], body.into_bytes())
+    (
+        status,
+        vec![("Content-Type".into(), "application/json".into())],
+        body.into_bytes(),
+    )
 }
 
 fn route(target: &str, auth: Option<&str>, port: u16, hub: &Mutex<Hub>) -> Reply {
-    let not_found = || json("404 Not Found", r#"{"error":"Repository not found"}"#.into());
+    let not_found = || {
+        json(
+            "404 Not Found",
+            r#"{"error":"Repository not found"}"#.into(),
+        )
+    };
     if target.starts_with("/api/models/org/private/") && auth != Some(&format!("Bearer {TOKEN}")) {
-        return json("401 Unauthorized", r#"{"error":"Invalid credentials in Authorization header"}"#.into());
+        return json(
+            "401 Unauthorized",
+            r#"{"error":"Invalid credentials in Authorization header"}"#.into(),
+        );
     }
     if target.starts_with("/api/models/org/missing/") {
         return not_found();
     }
     if let Some(rest) = target.strip_prefix("/api/models/") {
-        let (repo, tail) = rest.split_at(rest.find("/revision/").or(rest.find("/tree/")).unwrap_or(0));
+        let (repo, tail) =
+            rest.split_at(rest.find("/revision/").or(rest.find("/tree/")).unwrap_or(0));
         if tail.starts_with("/revision/") {
             let mut h = hub.lock().unwrap();
             if repo == "org/model" && h.revision_failures_left > 0 {
                 h.revision_failures_left -= 1;
                 return ("503 Service Unavailable", vec![], b"busy".to_vec());
             }
-            return json("200 OK", format!(r#"{{"id":"{repo}","sha":"{SHA}","siblings":[]}}"#));
+            return json(
+                "200 OK",
+                format!(r#"{{"id":"{repo}","sha":"{SHA}","siblings":[]}}"#),
+            );
         }
         if tail.starts_with(&format!("/tree/{SHA}")) {
             return tree_page(repo, tail.contains("cursor=page2"), port, hub);
@@ -150,8 +173,16 @@ fn route(target: &str, auth: Option<&str>, port: u16, hub: &Mutex<Hub>) -> Reply
         let body = h.files.get(&format!("files/{rest}")).cloned();
         return match (rest, body) {
             ("noetag.bin", Some(b)) => ("200 OK", vec![], b),
-            ("weak.bin", _) => ("200 OK", vec![("ETag".into(), "W/\"weak\"".into())], b"weak".to_vec()),
-            ("tagged.bin", _) => ("200 OK", vec![("ETag".into(), "\"v1-abc\"".into())], b"tagged".to_vec()),
+            ("weak.bin", _) => (
+                "200 OK",
+                vec![("ETag".into(), "W/\"weak\"".into())],
+                b"weak".to_vec(),
+            ),
+            ("tagged.bin", _) => (
+                "200 OK",
+                vec![("ETag".into(), "\"v1-abc\"".into())],
+                b"tagged".to_vec(),
+            ),
             _ => not_found(),
         };
     }
@@ -226,7 +257,12 @@ fn spec(name: &str, uri: &str, exclude: &[&str]) -> Vec<WeightSpec> {
     .unwrap()
 }
 
-fn options(server: &Server, project: &std::path::Path, store: &std::path::Path, token: Option<&str>) -> ImportOptions {
+fn options(
+    server: &Server,
+    project: &std::path::Path,
+    store: &std::path::Path,
+    token: Option<&str>,
+) -> ImportOptions {
     let mut sources = SourceOptions::new(project);
     sources.hf_endpoint = Some(format!("http://127.0.0.1:{}", server.port));
     sources.hf_token = token.map(str::to_string);
@@ -241,7 +277,12 @@ fn options(server: &Server, project: &std::path::Path, store: &std::path::Path, 
 }
 
 fn count(hub: &Mutex<Hub>, needle: &str) -> usize {
-    hub.lock().unwrap().log.iter().filter(|(t, _)| t.contains(needle)).count()
+    hub.lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(t, _)| t.contains(needle))
+        .count()
 }
 
 #[test]
@@ -253,26 +294,57 @@ fn hf_source_paginates_uses_lfs_digests_retries_and_ingests() {
     let opts = options(&server, project.path(), store.path(), None);
     let report = import_weights(&specs, &opts).unwrap();
     assert_eq!(report.plan_lines(), ["+ minilm (new)"]);
-    assert_eq!(count(&server.hub, "/revision/main"), 3, "two 503s are retried");
-    assert_eq!(count(&server.hub, "cursor=page2"), 1, "the Link page is followed");
-    assert_eq!(count(&server.hub, "onnx/model.onnx"), 0, "excluded files are not downloaded");
+    assert_eq!(
+        count(&server.hub, "/revision/main"),
+        3,
+        "two 503s are retried"
+    );
+    assert_eq!(
+        count(&server.hub, "cursor=page2"),
+        1,
+        "the Link page is followed"
+    );
+    assert_eq!(
+        count(&server.hub, "onnx/model.onnx"),
+        0,
+        "excluded files are not downloaded"
+    );
 
     let lock = LockFile::load(project.path()).unwrap().unwrap();
     let entry = lock.entry("minilm").unwrap();
     assert_eq!(entry.sources[0].fingerprint, format!("commit:{SHA}"));
     let paths: Vec<&str> = entry.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, ["config.json", "model.safetensors", "tokenizer.json"]);
+    assert_eq!(
+        paths,
+        ["config.json", "model.safetensors", "tokenizer.json"]
+    );
     let model = big_model();
-    let model_rec = entry.files.iter().find(|f| f.path == "model.safetensors").unwrap();
+    let model_rec = entry
+        .files
+        .iter()
+        .find(|f| f.path == "model.safetensors")
+        .unwrap();
     assert_eq!(model_rec.digest, Digest::of_bytes(&model));
     let store = WeightStore::new(store.path());
     for f in &entry.files {
-        assert!(store.verify(&f.digest).unwrap(), "{} is in the store", f.path);
+        assert!(
+            store.verify(&f.digest).unwrap(),
+            "{} is in the store",
+            f.path
+        );
     }
     // The raw layer digest computed while downloading equals one rebuilt from the store.
-    let raw = entry.layers.iter().find(|l| l.digest == model_rec.layer).unwrap();
+    let raw = entry
+        .layers
+        .iter()
+        .find(|l| l.digest == model_rec.layer)
+        .unwrap();
     let rebuilt = compute_layer(
-        &[("model.safetensors".into(), model.len() as u64, model_rec.digest.clone())],
+        &[(
+            "model.safetensors".into(),
+            model.len() as u64,
+            model_rec.digest.clone(),
+        )],
         &store,
         Compression::None,
     )
@@ -293,9 +365,12 @@ fn hf_errors_name_the_cause_and_a_fix() {
     let project = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
 
-    let err = import_weights(&spec("p", "hf://org/private", &[]), &options(&server, project.path(), store.path(), None))
-        .unwrap_err()
-        .to_string();
+    let err = import_weights(
+        &spec("p", "hf://org/private", &[]),
+        &options(&server, project.path(), store.path(), None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("401") && err.contains("HF_TOKEN"), "{err}");
     assert!(!err.contains(TOKEN));
 
@@ -304,19 +379,39 @@ fn hf_errors_name_the_cause_and_a_fix() {
         &options(&server, project.path(), store.path(), Some(TOKEN)),
     );
     assert!(ok.is_ok(), "{ok:?}");
-    let with_token = server.hub.lock().unwrap().log.iter().filter(|(t, a)| t.contains("org/private") && a.as_deref() == Some(&format!("Bearer {TOKEN}"))).count();
+    let with_token = server
+        .hub
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(t, a)| {
+            t.contains("org/private") && a.as_deref() == Some(&format!("Bearer {TOKEN}"))
+        })
+        .count();
     assert!(with_token >= 2, "the token is sent to the API");
 
-    let err = import_weights(&spec("m", "hf://org/missing@v2", &[]), &options(&server, project.path(), store.path(), None))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("404") && err.contains("hf://org/missing@v2") && err.contains("hint"), "{err}");
+    let err = import_weights(
+        &spec("m", "hf://org/missing@v2", &[]),
+        &options(&server, project.path(), store.path(), None),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("404") && err.contains("hf://org/missing@v2") && err.contains("hint"),
+        "{err}"
+    );
 
-    let err = import_weights(&spec("t", "hf://org/tampered", &[]), &options(&server, project.path(), store.path(), None))
-        .unwrap_err()
-        .to_string();
+    let err = import_weights(
+        &spec("t", "hf://org/tampered", &[]),
+        &options(&server, project.path(), store.path(), None),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("hash mismatch"), "{err}");
-    let claimed: Digest = format!("sha256:{}", sha256_hex(b"what the listing claims")).parse().unwrap();
+    let claimed: Digest = format!("sha256:{}", sha256_hex(b"what the listing claims"))
+        .parse()
+        .unwrap();
     assert!(!WeightStore::new(store.path()).contains(&claimed, None));
 }
 
@@ -329,11 +424,18 @@ fn http_sources_fingerprint_by_strong_etag_or_content() {
     let cases = [
         ("tagged.bin", "etag:\"v1-abc\"".to_string()),
         ("weak.bin", format!("sha256:{}", sha256_hex(b"weak"))),
-        ("noetag.bin", format!("sha256:{}", sha256_hex(b"plain file"))),
+        (
+            "noetag.bin",
+            format!("sha256:{}", sha256_hex(b"plain file")),
+        ),
     ];
     for (file, fingerprint) in cases {
         let specs = spec("h", &format!("{base}/{file}"), &[]);
-        import_weights(&specs, &options(&server, project.path(), store.path(), None)).unwrap();
+        import_weights(
+            &specs,
+            &options(&server, project.path(), store.path(), None),
+        )
+        .unwrap();
         let lock = LockFile::load(project.path()).unwrap().unwrap();
         let entry = lock.entry("h").unwrap();
         assert_eq!(entry.sources[0].fingerprint, fingerprint, "{file}");

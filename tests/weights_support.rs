@@ -408,9 +408,15 @@ pub fn go_tar_tool(out_dir: &Path) -> PathBuf {
         .arg(".")
         .current_dir(&src)
         .env("GOFLAGS", "-mod=mod")
-        .env("GOCACHE", std::env::temp_dir().join("cogpack-weights-gocache"))
+        .env(
+            "GOCACHE",
+            std::env::temp_dir().join("cogpack-weights-gocache"),
+        )
         .status()
         .expect("go is installed (apt-get install golang-go)");
-    assert!(status.success(), "building the Go reference tar writer failed");
+    assert!(
+        status.success(),
+        "building the Go reference tar writer failed"
+    );
     bin
 }

@@ -40,8 +40,14 @@ fn main() {
         "data: {} files, {:.2} GiB ({} large .safetensors, {} small files)",
         files.len(),
         bytes as f64 / (1024.0 * MIB as f64),
-        files.iter().filter(|f| f.extension().is_some_and(|e| e == "safetensors")).count(),
-        files.iter().filter(|f| f.extension().is_some_and(|e| e == "json")).count()
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "safetensors"))
+            .count(),
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+            .count()
     );
     println!();
     println!("| run | seconds | GB/s | peak heap (anon) MiB |");
@@ -57,9 +63,19 @@ fn main() {
     let specs = specs();
     let store_dir = scratch.path().join("store");
     let (t, heap) = timed_import(&project, &store_dir, &specs);
-    row("cogpack import, warm, empty store (hash + store copy + layers)", t, bytes, Some(heap));
+    row(
+        "cogpack import, warm, empty store (hash + store copy + layers)",
+        t,
+        bytes,
+        Some(heap),
+    );
     let (t_warm, heap) = timed_import(&project, &store_dir, &specs);
-    row("cogpack re-import, warm (unchanged)", t_warm, bytes, Some(heap));
+    row(
+        "cogpack re-import, warm (unchanged)",
+        t_warm,
+        bytes,
+        Some(heap),
+    );
 
     drop_cache(&files);
     let sha_cold = time_tool("sha256sum", &[], &files);
@@ -160,7 +176,9 @@ fn write_text_like(path: &Path, size: u64, seed: u64) {
     let mut text = String::with_capacity(size as usize + 64);
     let mut i = seed;
     while (text.len() as u64) < size {
-        i = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        i = i
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         text.push_str(&format!("\"tok_{}\": {},\n", i >> 40, (i >> 20) & 0xffff));
     }
     text.truncate(size as usize);

@@ -83,7 +83,7 @@ pub fn manifest_bytes(
 ) -> Vec<u8> {
     let config_digest = Digest::of_bytes(config);
     let mut sorted: Vec<&LayerRecord> = layers.iter().collect();
-    sorted.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+    sorted.sort_by(|a, b| a.digest.cmp(&b.digest));
     let annotations = BTreeMap::from([
         (ANNOTATION_NAME, name.to_string()),
         (ANNOTATION_SET_DIGEST, set_digest.to_string()),
@@ -163,7 +163,11 @@ pub fn tag_segment(name: &str) -> String {
         seg.truncate(104);
         seg = seg.trim_matches('-').to_string();
     }
-    if seg.is_empty() { "unnamed".into() } else { seg }
+    if seg.is_empty() {
+        "unnamed".into()
+    } else {
+        seg
+    }
 }
 
 /// The registry tag of a weight: `cog-weight.<seg>.<first 12 hex of set digest>`,

@@ -31,7 +31,9 @@ impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Drift::Pending { name } => write!(f, "{name}: pending (not imported yet)"),
-            Drift::Orphaned { name } => write!(f, "{name}: orphaned (in weights.lock, not in cog.yaml)"),
+            Drift::Orphaned { name } => {
+                write!(f, "{name}: orphaned (in weights.lock, not in cog.yaml)")
+            }
             Drift::ConfigChanged { name, details } => {
                 write!(f, "{name}: config changed ({})", details.join("; "))
             }
@@ -59,10 +61,16 @@ pub fn spec_differences(spec: &WeightSpec, entry: &LockEntry) -> Vec<String> {
             out.push(format!("source[{i}].uri: {} → {}", old.uri, new.uri));
         }
         if new.include != old.include {
-            out.push(format!("source[{i}].include: {:?} → {:?}", old.include, new.include));
+            out.push(format!(
+                "source[{i}].include: {:?} → {:?}",
+                old.include, new.include
+            ));
         }
         if new.exclude != old.exclude {
-            out.push(format!("source[{i}].exclude: {:?} → {:?}", old.exclude, new.exclude));
+            out.push(format!(
+                "source[{i}].exclude: {:?} → {:?}",
+                old.exclude, new.exclude
+            ));
         }
     }
     out

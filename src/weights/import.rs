@@ -10,7 +10,9 @@ use super::layerio::{LayerFile, compute_layer};
 use super::lockfile::{FileRecord, LayerRecord, LockEntry, LockFile, LockSource};
 use super::pack::{self, Compression, PlannedLayer};
 use super::source::http::{self as http_source, BodySink};
-use super::source::{Fetch, Fingerprint, ListedFile, Listing, SourceOptions, filter_and_merge, list_source};
+use super::source::{
+    Fetch, Fingerprint, ListedFile, Listing, SourceOptions, filter_and_merge, list_source,
+};
 use super::spec::WeightSpec;
 use super::store::{StoreWriter, WeightStore};
 use super::{set_digest, tar};
@@ -222,13 +224,13 @@ fn build_weight(
         .map(|l| l.files.iter().map(|f| f.digest.clone()).collect())
         .collect();
     let early = known_fingerprints(&listings);
-    let early_status = early
-        .as_ref()
-        .map(|f| PlanStatus::of(spec, f, previous));
+    let early_status = early.as_ref().map(|f| PlanStatus::of(spec, f, previous));
     if early_status == Some(PlanStatus::Unchanged) {
         fill_from_previous(&listings, &slots, previous, &mut digests);
     }
-    if opts.dry_run && let Some(status) = early_status {
+    if opts.dry_run
+        && let Some(status) = early_status
+    {
         return Ok(dry(spec, status, notices));
     }
 
@@ -252,11 +254,17 @@ fn build_weight(
         .iter()
         .map(|&(s, i)| {
             let f = &listings[s].files[i];
-            (f.path.clone(), f.size, digests[s][i].clone().expect("every merged file is hashed"))
+            (
+                f.path.clone(),
+                f.size,
+                digests[s][i].clone().expect("every merged file is hashed"),
+            )
         })
         .collect();
     let reusable = if status == PlanStatus::Unchanged {
-        previous.map(|p| reusable_layers(p, kind)).unwrap_or_default()
+        previous
+            .map(|p| reusable_layers(p, kind))
+            .unwrap_or_default()
     } else {
         HashMap::new()
     };
@@ -268,7 +276,14 @@ fn build_weight(
             spec.name
         ));
     }
-    let entry = make_entry(spec, &fingerprints, &files, &layers, &layer_records, previous);
+    let entry = make_entry(
+        spec,
+        &fingerprints,
+        &files,
+        &layers,
+        &layer_records,
+        previous,
+    );
     Ok(WeightImport {
         name: spec.name.clone(),
         status,
@@ -315,8 +330,11 @@ fn fill_from_previous(
     digests: &mut [Vec<Option<Digest>>],
 ) {
     let Some(previous) = previous else { return };
-    let recorded: HashMap<&str, &FileRecord> =
-        previous.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let recorded: HashMap<&str, &FileRecord> = previous
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     for &(s, i) in slots {
         let file = &listings[s].files[i];
         if digests[s][i].is_none()
@@ -380,8 +398,8 @@ fn hash_jobs(
         if listing.fingerprint == Fingerprint::SetDigestOfAll
             || listing.fingerprint == Fingerprint::ContentDigest
         {
-            for i in 0..listing.files.len() {
-                if !in_merged.contains(&(s, i)) && digests[s][i].is_none() {
+            for (i, known) in digests[s].iter().enumerate() {
+                if !in_merged.contains(&(s, i)) && known.is_none() {
                     jobs.push(HashJob {
                         slot: (s, i),
                         ingest: false,
@@ -432,7 +450,7 @@ fn raw_layer_prefix(file: &ListedFile) -> Vec<u8> {
 
 fn finish_layer(mut hasher: Sha256, prefix_len: usize, size: u64) -> (Digest, u64) {
     let pad = tar::padding(size) as usize;
-    hasher.update(&vec![0u8; pad]);
+    hasher.update(vec![0u8; pad]);
     hasher.update(tar::END);
     let total = prefix_len as u64 + size + pad as u64 + tar::END.len() as u64;
     (Digest::from_sha256(hasher.finalize().into()), total)
@@ -583,16 +601,20 @@ fn hash_url(
         return Err(WeightsError::Integrity(format!(
             "{url}: content hash mismatch for {}: expected {} ({} bytes), got {digest} ({size} bytes); the upstream file changed during import or the download was corrupted; hint: run 'cogpack weights import' again",
             file.path,
-            file.digest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "listed size".into()),
+            file.digest
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "listed size".into()),
             file.size
         )));
     }
     if let Some(writer) = sink.writer.take() {
         writer.commit()?;
     }
-    let layer = sink.layer.take().map(|h| {
-        finish_layer(h, layer_prefix.as_ref().map_or(0, |p| p.len()), size)
-    });
+    let layer = sink
+        .layer
+        .take()
+        .map(|h| finish_layer(h, layer_prefix.as_ref().map_or(0, |p| p.len()), size));
     Ok((digest, layer))
 }
 
@@ -741,7 +763,7 @@ fn make_entry(
     }
     file_records.sort_by(|a, b| a.path.cmp(&b.path));
     let mut layer_records = records.to_vec();
-    layer_records.sort_by(|a, b| a.digest.to_string().cmp(&b.digest.to_string()));
+    layer_records.sort_by(|a, b| a.digest.cmp(&b.digest));
     let set = set_digest(file_records.iter().map(|f| (f.path.as_str(), &f.digest)));
     let mut entry = LockEntry {
         name: spec.name.clone(),

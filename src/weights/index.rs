@@ -23,10 +23,16 @@ struct IndexJson<'a> {
 pub fn weight_descriptor(entry: &LockEntry, head: &Descriptor) -> Descriptor {
     let mut annotations = BTreeMap::from([
         (ANNOTATION_NAME.to_string(), entry.name.clone()),
-        (ANNOTATION_SET_DIGEST.to_string(), entry.set_digest.to_string()),
+        (
+            ANNOTATION_SET_DIGEST.to_string(),
+            entry.set_digest.to_string(),
+        ),
     ]);
     if entry.size > 0 {
-        annotations.insert(ANNOTATION_SIZE_UNCOMPRESSED.to_string(), entry.size.to_string());
+        annotations.insert(
+            ANNOTATION_SIZE_UNCOMPRESSED.to_string(),
+            entry.size.to_string(),
+        );
     }
     Descriptor {
         media_type: head.media_type.clone(),

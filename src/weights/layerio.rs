@@ -87,13 +87,19 @@ impl<R: Read> Read for VerifyingReader<R> {
         if self.seen > self.size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} is longer than its recorded {} bytes", self.expected, self.size),
+                format!(
+                    "{} is longer than its recorded {} bytes",
+                    self.expected, self.size
+                ),
             ));
         }
         if n == 0 && self.seen < self.size {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{} is shorter than its recorded {} bytes", self.expected, self.size),
+                format!(
+                    "{} is shorter than its recorded {} bytes",
+                    self.expected, self.size
+                ),
             ));
         }
         if n > 0 && self.seen == self.size {

@@ -162,7 +162,10 @@ impl LockFile {
                 return Err(format!("duplicate weight name {:?}", entry.name));
             }
             let clean = clean_abs(&entry.target).ok_or_else(|| {
-                format!("weight {:?}: target {:?} is not absolute", entry.name, entry.target)
+                format!(
+                    "weight {:?}: target {:?} is not absolute",
+                    entry.name, entry.target
+                )
             })?;
             if !targets.insert(clean) {
                 return Err(format!("duplicate target {:?}", entry.target));

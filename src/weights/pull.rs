@@ -104,7 +104,15 @@ fn pull_entry<R: WeightRegistry>(
                     entry.name
                 ))
             })?;
-        let restored = restore_layer(registry, entry, &record.media_type, layer, &expected, &paths, store)?;
+        let restored = restore_layer(
+            registry,
+            entry,
+            &record.media_type,
+            layer,
+            &expected,
+            &paths,
+            store,
+        )?;
         outcome.restored_files += restored;
         outcome.layers_fetched += 1;
     }

@@ -60,7 +60,11 @@ pub fn layer_files(entry: &LockEntry, layer: &Digest) -> Vec<LayerFile> {
 
 /// The compression that reproduces a recorded layer: raw, or gzip at the
 /// level the packing plan uses for its file count and sizes.
-pub fn layer_compression(entry: &LockEntry, media_type: &str, files: &[LayerFile]) -> Result<Compression> {
+pub fn layer_compression(
+    entry: &LockEntry,
+    media_type: &str,
+    files: &[LayerFile],
+) -> Result<Compression> {
     match media_type {
         OCI_LAYER_TAR => Ok(Compression::None),
         OCI_LAYER_GZIP => {
@@ -109,9 +113,9 @@ fn push_entry<R: WeightRegistry>(
                     layer.size,
                 )))
             };
-            registry
-                .push_blob(&desc, &open)
-                .map_err(|e| registry_error(entry, &format!("uploading layer {}", layer.digest), e))?;
+            registry.push_blob(&desc, &open).map_err(|e| {
+                registry_error(entry, &format!("uploading layer {}", layer.digest), e)
+            })?;
             Ok(true)
         })
         .collect::<Result<_>>()?;

@@ -271,7 +271,10 @@ mod tests {
     fn normalises_file_uris() {
         assert_eq!(normalize_uri("weights").unwrap(), "file://./weights");
         assert_eq!(normalize_uri("./a/../b/").unwrap(), "file://./b");
-        assert_eq!(normalize_uri("file://./weights").unwrap(), "file://./weights");
+        assert_eq!(
+            normalize_uri("file://./weights").unwrap(),
+            "file://./weights"
+        );
         assert_eq!(normalize_uri("/data//w/").unwrap(), "file:///data/w");
         assert!(normalize_uri(".").is_err());
         assert!(normalize_uri("../x").is_err());
@@ -280,7 +283,10 @@ mod tests {
     #[test]
     fn normalises_hf_uris() {
         assert_eq!(normalize_uri("hf://a/b@main").unwrap(), "hf://a/b");
-        assert_eq!(normalize_uri("huggingface://a/b@v1").unwrap(), "hf://a/b@v1");
+        assert_eq!(
+            normalize_uri("huggingface://a/b@v1").unwrap(),
+            "hf://a/b@v1"
+        );
         assert!(normalize_uri("hf://a").is_err());
         assert!(normalize_uri("hf://a/b/c").is_err());
     }

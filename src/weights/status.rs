@@ -122,9 +122,16 @@ impl StatusReport {
             .iter()
             .map(|w| {
                 let mut line = format!("{:<20} {:<10} {}", w.name, state_label(w.status), w.target);
-                let missing = w.layers.iter().filter(|l| l.status == LayerState::Missing).count();
+                let missing = w
+                    .layers
+                    .iter()
+                    .filter(|l| l.status == LayerState::Missing)
+                    .count();
                 if missing > 0 {
-                    line.push_str(&format!("  ({missing} of {} layers missing)", w.layers.len()));
+                    line.push_str(&format!(
+                        "  ({missing} of {} layers missing)",
+                        w.layers.len()
+                    ));
                 }
                 for d in &w.details {
                     line.push_str(&format!("\n    {d}"));
@@ -244,7 +251,9 @@ fn check_layers<R: WeightRegistry>(entry: &LockEntry, registry: &R) -> Vec<Layer
                     let mut out = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(layer) = entry.layers.get(i) else { break };
+                        let Some(layer) = entry.layers.get(i) else {
+                            break;
+                        };
                         let state = match registry.head_blob(&layer.digest) {
                             Ok(Some(_)) => LayerState::Ready,
                             _ => LayerState::Missing,

@@ -23,7 +23,9 @@ pub fn padding(size: u64) -> u64 {
 
 /// Go's `toASCII`: drops non-ASCII characters and NUL.
 fn to_ascii(s: &str) -> String {
-    s.chars().filter(|c| (*c as u32) < 0x80 && *c != '\0').collect()
+    s.chars()
+        .filter(|c| (*c as u32) < 0x80 && *c != '\0')
+        .collect()
 }
 
 fn is_ascii(s: &str) -> bool {
@@ -257,7 +259,9 @@ impl Read for LayerTarReader<'_> {
             }
             match &mut self.current {
                 Some((reader, remaining)) if *remaining > 0 => {
-                    let want = buf.len().min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                    let want = buf
+                        .len()
+                        .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
                     let n = reader.read(&mut buf[..want])?;
                     if n == 0 {
                         let (path, size) = self.current_file();
@@ -289,7 +293,10 @@ mod tests {
         assert_eq!(pax_record("atime", "0"), "11 atime=0\n");
         let long = "x".repeat(95);
         let rec = pax_record("path", &long);
-        assert_eq!(rec.len(), rec.split(' ').next().unwrap().parse::<usize>().unwrap());
+        assert_eq!(
+            rec.len(),
+            rec.split(' ').next().unwrap().parse::<usize>().unwrap()
+        );
     }
 
     #[test]
@@ -305,9 +312,6 @@ mod tests {
             ancestor_dirs(["b/c/x", "a/y", "b/z"]),
             vec!["a/", "b/", "b/c/"]
         );
-        assert_eq!(
-            ancestor_dirs(["a-b/x", "a/y"]),
-            vec!["a/", "a-b/"]
-        );
+        assert_eq!(ancestor_dirs(["a-b/x", "a/y"]), vec!["a/", "a-b/"]);
     }
 }

@@ -39,7 +39,10 @@ fn encode_segment(segment: &str) -> String {
 }
 
 fn encode_path(path: &str) -> String {
-    path.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Maps an HTTP failure to cog's HF messages (401/403/404) with a hint.
@@ -55,7 +58,9 @@ fn hf_error(failure: HttpFailure, repo: &str, revision: &str, what: &str) -> Wei
         HttpFailure::Status(StatusCode::NOT_FOUND, _) => format!(
             "{source}: {what}: repository or revision not found (HTTP 404); hint: check the org/name and the @ref in cog.yaml (private repositories also need HF_TOKEN)"
         ),
-        other => format!("{source}: {what}: {other}; hint: check HF_ENDPOINT and your network, then retry"),
+        other => format!(
+            "{source}: {what}: {other}; hint: check HF_ENDPOINT and your network, then retry"
+        ),
     };
     WeightsError::Source(msg)
 }
@@ -158,7 +163,10 @@ fn listed_file(
     };
     Ok(ListedFile {
         fetch: Fetch::Url {
-            url: format!("{endpoint}/{repo}/resolve/{sha}/{}", encode_path(&entry.path)),
+            url: format!(
+                "{endpoint}/{repo}/resolve/{sha}/{}",
+                encode_path(&entry.path)
+            ),
             options: options.clone(),
         },
         path: entry.path,

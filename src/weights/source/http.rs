@@ -60,7 +60,9 @@ fn retryable(status: StatusCode) -> bool {
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-fn run_blocking<'a, T: Send>(work: impl FnOnce(reqwest::Client) -> BoxFuture<'a, T> + Send + 'a) -> T {
+fn run_blocking<'a, T: Send>(
+    work: impl FnOnce(reqwest::Client) -> BoxFuture<'a, T> + Send + 'a,
+) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -103,7 +105,10 @@ async fn send_with_retries(
                 Ok(resp) => {
                     let status = resp.status();
                     let body = resp.text().await.unwrap_or_default();
-                    Err(HttpFailure::Status(status, body.chars().take(300).collect()))
+                    Err(HttpFailure::Status(
+                        status,
+                        body.chars().take(300).collect(),
+                    ))
                 }
                 Err(e) => Err(HttpFailure::Transport(e.to_string())),
             };
@@ -171,7 +176,11 @@ pub fn download(
                 sink.restart()
                     .map_err(|e| HttpFailure::Transport(format!("writing: {e}")))?;
                 match stream_once(&client, &url, &opts, cap, sink).await {
-                    Err(HttpFailure::Transport(e)) if attempt < opts.retries && !e.starts_with("writing") && !e.contains("larger than") => {
+                    Err(HttpFailure::Transport(e))
+                        if attempt < opts.retries
+                            && !e.starts_with("writing")
+                            && !e.contains("larger than") =>
+                    {
                         attempt += 1;
                         tokio::time::sleep(opts.backoff * attempt).await;
                     }

@@ -128,8 +128,8 @@ pub fn list_source(uri: &str, opts: &SourceOptions) -> Result<Listing> {
 }
 
 fn list_url(url: &str, options: &HttpOptions) -> Result<Listing> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| WeightsError::Invalid(format!("source {url:?}: {e}")))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| WeightsError::Invalid(format!("source {url:?}: {e}")))?;
     let name = parsed
         .path_segments()
         .and_then(|mut s| s.next_back())
@@ -247,5 +247,6 @@ pub fn check_relative(path: &str, origin: &str) -> Result<()> {
 
 /// Joins a forward-slash relative path onto a directory.
 pub fn join_relative(dir: &Path, rel: &str) -> PathBuf {
-    rel.split('/').fold(dir.to_path_buf(), |p, part| p.join(part))
+    rel.split('/')
+        .fold(dir.to_path_buf(), |p, part| p.join(part))
 }
