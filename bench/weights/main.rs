@@ -1,0 +1,274 @@
+//! `make bench` for managed weights: import of ~4 GiB of weight files (a few
+//! large raw-tar files, many small bundled ones) against `sha256sum` and
+//! `openssl dgst -sha256` over the same files in the same run, with warm and
+//! cold page cache, plus peak anonymous (heap) memory of the import.
+//!
+//! Run: `cargo bench --bench weights` (env `COGPACK_BENCH_WEIGHTS_MIB` sets
+//! the total size, default 4096; `COGPACK_BENCH_DIR` the scratch directory).
+
+use cogpack::config::{WeightDecl, WeightSource};
+use cogpack::weights::import::{ImportOptions, import_weights};
+use cogpack::weights::source::SourceOptions;
+use cogpack::weights::spec::WeightSpec;
+use cogpack::weights::store::WeightStore;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1024 * 1024;
+
+fn main() {
+    let total_mib: u64 = std::env::var("COGPACK_BENCH_WEIGHTS_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096);
+    let scratch = match std::env::var_os("COGPACK_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+    .expect("scratch directory");
+    let project = scratch.path().join("project");
+    let files = generate(&project.join("weights"), total_mib * MIB);
+    let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
+    println!("# weights import bench");
+    println!();
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    println!(
+        "data: {} files, {:.2} GiB ({} large .safetensors, {} small files)",
+        files.len(),
+        bytes as f64 / (1024.0 * MIB as f64),
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "safetensors"))
+            .count(),
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "json"))
+            .count()
+    );
+    println!();
+    println!("| run | seconds | GB/s | peak heap (anon) MiB |");
+    println!("|---|---|---|---|");
+
+    warm(&files);
+    let sha = time_tool("sha256sum", &[], &files);
+    row("sha256sum, warm (1 process)", sha, bytes, None);
+    let ossl = time_tool("openssl", &["dgst", "-sha256"], &files);
+    row("openssl dgst -sha256, warm (1 process)", ossl, bytes, None);
+    let limit = bytes as f64 / ossl.as_secs_f64() * cores() as f64 / 2.0;
+
+    let specs = specs();
+    let store_dir = scratch.path().join("store");
+    let (t, heap) = timed_import(&project, &store_dir, &specs);
+    row(
+        "cogpack import, warm, empty store (hash + store copy + layers)",
+        t,
+        bytes,
+        Some(heap),
+    );
+    let (t_warm, heap) = timed_import(&project, &store_dir, &specs);
+    row(
+        "cogpack re-import, warm (unchanged)",
+        t_warm,
+        bytes,
+        Some(heap),
+    );
+
+    drop_cache(&files);
+    let sha_cold = time_tool("sha256sum", &[], &files);
+    row("sha256sum, cold", sha_cold, bytes, None);
+    drop_cache(&files);
+    let ossl_cold = time_tool("openssl", &["dgst", "-sha256"], &files);
+    row("openssl dgst -sha256, cold", ossl_cold, bytes, None);
+    drop_cache(&files);
+    let (t_cold, heap) = timed_import(&project, &store_dir, &specs);
+    row("cogpack re-import, cold", t_cold, bytes, Some(heap));
+
+    let first_rate = bytes as f64 / t.as_secs_f64();
+    let warm_rate = bytes as f64 / t_warm.as_secs_f64();
+    println!();
+    println!(
+        "limit (two SHA-256 passes per byte) = cores × openssl speed / 2 = {:.2} GB/s; first import (warm page cache) = {:.2} GB/s = {:.2} × limit (target ≥ 0.8)",
+        limit / 1e9,
+        first_rate / 1e9,
+        first_rate / limit
+    );
+    println!(
+        "unchanged re-import needs one pass: limit = cores × openssl speed = {:.2} GB/s; warm re-import = {:.2} GB/s = {:.2} × that",
+        2.0 * limit / 1e9,
+        warm_rate / 1e9,
+        warm_rate / (2.0 * limit)
+    );
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn row(name: &str, took: Duration, bytes: u64, heap_mib: Option<f64>) {
+    println!(
+        "| {name} | {:.2} | {:.2} | {} |",
+        took.as_secs_f64(),
+        bytes as f64 / took.as_secs_f64() / 1e9,
+        heap_mib.map_or("-".into(), |h| format!("{h:.0}"))
+    );
+}
+
+/// Three large raw files (≈ 98 % of the bytes) and many small JSON files.
+fn generate(dir: &Path, total: u64) -> Vec<PathBuf> {
+    let small_count = 400u64;
+    let small_size = (total / 64 / small_count).max(1);
+    let large_size = (total - small_count * small_size) / 3;
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let path = dir.join(format!("model-{i:05}-of-00003.safetensors"));
+        write_pseudo_random(&path, large_size, i + 1);
+        files.push(path);
+    }
+    for i in 0..small_count {
+        let path = dir.join(format!("shards/part-{i:04}.json"));
+        write_text_like(&path, small_size, i);
+        files.push(path);
+    }
+    files
+}
+
+fn write_pseudo_random(path: &Path, size: u64, seed: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut block = vec![0u8; 4 << 20];
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in block.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut written = 0;
+    let mut n = 0u64;
+    while written < size {
+        block[..8].copy_from_slice(&n.to_le_bytes());
+        let len = (size - written).min(block.len() as u64) as usize;
+        out.write_all(&block[..len]).unwrap();
+        written += len as u64;
+        n += 1;
+    }
+    out.flush().unwrap();
+}
+
+fn write_text_like(path: &Path, size: u64, seed: u64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut text = String::with_capacity(size as usize + 64);
+    let mut i = seed;
+    while (text.len() as u64) < size {
+        i = i
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        text.push_str(&format!("\"tok_{}\": {},\n", i >> 40, (i >> 20) & 0xffff));
+    }
+    text.truncate(size as usize);
+    std::fs::write(path, text).unwrap();
+}
+
+fn specs() -> Vec<WeightSpec> {
+    WeightSpec::from_decls(&[WeightDecl {
+        name: "bench".into(),
+        target: "/src/weights/bench".into(),
+        sources: vec![WeightSource {
+            uri: "weights".into(),
+            include: vec![],
+            exclude: vec![],
+        }],
+        source_is_list: false,
+    }])
+    .unwrap()
+}
+
+fn warm(files: &[PathBuf]) {
+    for f in files {
+        let mut file = std::fs::File::open(f).unwrap();
+        std::io::copy(&mut file, &mut std::io::sink()).unwrap();
+    }
+}
+
+/// Evicts the files from the page cache (GNU dd `nocache`; per file, so no
+/// global cache drop is needed).
+fn drop_cache(files: &[PathBuf]) {
+    for f in files {
+        let status = Command::new("dd")
+            .arg(format!("if={}", f.display()))
+            .args(["iflag=nocache", "count=0", "status=none"])
+            .status()
+            .expect("dd (coreutils)");
+        assert!(status.success());
+    }
+}
+
+fn time_tool(tool: &str, args: &[&str], files: &[PathBuf]) -> Duration {
+    let start = Instant::now();
+    let out = Command::new(tool)
+        .args(args)
+        .args(files)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(out.success(), "{tool} failed");
+    start.elapsed()
+}
+
+fn anon_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs one import; returns its time and the peak anonymous memory (MiB)
+/// sampled every 5 ms while it ran.
+fn timed_import(project: &Path, store: &Path, specs: &[WeightSpec]) -> (Duration, f64) {
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(anon_rss_kib()));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(anon_rss_kib(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let opts = ImportOptions {
+        project_dir: project.to_path_buf(),
+        sources: SourceOptions::new(project),
+        store: WeightStore::new(store),
+        names: vec![],
+        dry_run: false,
+    };
+    let start = Instant::now();
+    let report = import_weights(specs, &opts).expect("import succeeds");
+    let took = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    assert_eq!(report.weights.len(), 1);
+    (took, peak.load(Ordering::Relaxed) as f64 / 1024.0)
+}
