@@ -51,8 +51,6 @@ struct ResolvedBase {
 pub struct Built {
     /// The image in the store.
     pub image: StoreImage,
-    /// The name it was recorded under.
-    pub name: String,
     /// Where the base's blobs live, for mounts and streaming at push time.
     base_source: Option<Reference>,
 }
@@ -95,7 +93,7 @@ pub fn run_build(
     }
     plan.check_native()
         .map_err(|e| CliError::plain(e.to_string()))?;
-    let weights_json = weights_json(&project)?;
+    let weights_json = super::weights::runtime_manifest(&project)?;
     status(args, &format!("Using base image {}", plan.base.reference));
     let base = resolve_base(&plan, args, &client, &store, &runtime)?;
     let python = resolve_python(&plan, &base.image, args, env, &store)?;
@@ -127,7 +125,6 @@ pub fn run_build(
     );
     Ok(Some(Built {
         image: built.image,
-        name,
         base_source: base.source,
     }))
 }
@@ -146,7 +143,7 @@ fn docker_backend(
         let plan = plan::plan_offline(project, &options).map_err(|e| CliError::plain(e.to_string()))?;
         let bundle = crate::backend::docker::BundleInputs {
             openapi_schema: schema.map(|s| s.json.into_bytes()),
-            weights_json: weights_json(project)?.map(String::into_bytes),
+            weights_json: super::weights::runtime_manifest(project)?.map(String::into_bytes),
             extra_labels: BTreeMap::new(),
         };
         let mut options = crate::backend::docker::DockerBuildOptions::new(name);
@@ -291,16 +288,6 @@ fn extra_labels(
         extra.insert("run.cog.push_id".to_string(), uuid::Uuid::now_v7().to_string());
     }
     extra
-}
-
-/// `/src/.cog/weights.json` for models with managed weights.
-fn weights_json(project: &Project) -> Result<Option<String>, CliError> {
-    if project.config.weights.is_empty() {
-        return Ok(None);
-    }
-    crate::weights::runtime_manifest_for_project(&project.dir)
-        .map(Some)
-        .map_err(|e| CliError::plain(e.to_string()))
 }
 
 /// Layer options, tini source and left-out directories.
@@ -451,8 +438,7 @@ pub fn push(
     let progress = registry::reporter(progress_mode(args.progress));
     let reference = &target.reference;
     if target.bundle {
-        let weights = crate::weights::bundle_weights_for_project(&target.project_dir)
-            .map_err(|e| CliError::plain(e.to_string()))?;
+        let weights = super::weights::bundle_weights(&target.project_dir)?;
         let pushed = runtime
             .block_on(client.push_bundle(reference, &image, &weights, &options, &progress))
             .map_err(|e| CliError::plain(e.to_string()))?;

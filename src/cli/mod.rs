@@ -6,6 +6,7 @@ mod build;
 pub mod env;
 mod project;
 mod target;
+mod weights;
 
 use args::{Cli, Command};
 use env::Environment;

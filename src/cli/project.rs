@@ -7,7 +7,7 @@ use super::env::Environment;
 use crate::config::{self, Project};
 use crate::plan::{self, BuildPlan, PlanOptions, SecretSpec};
 use crate::schema::{self, GeneratedSchema, PrebuiltSource, SchemaOptions};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Finds the config file from the current directory upwards and loads it,
 /// printing its warnings.
@@ -137,12 +137,4 @@ pub fn offline_plan(
     let concurrency = decorator_concurrency(project, schema.as_ref())?;
     let options = plan_options(project, flags, env, concurrency, version)?;
     plan::plan_offline(project, &options).map_err(|e| CliError::plain(e.to_string()))
-}
-
-/// A project-relative path for messages.
-pub fn shown(project_dir: &Path, path: &Path) -> String {
-    path.strip_prefix(project_dir)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }
