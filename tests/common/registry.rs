@@ -2,7 +2,7 @@
 //! own temporary storage, delete enabled and an access log for counting requests. Dropping
 //! the [`Registry`] stops the server and removes its storage.
 
-use super::{free_port, http_request};
+use super::{free_port, http_request, scratch_dir};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,10 +42,7 @@ impl Registry {
     /// Starts a registry and waits until `GET /v2/` answers 200. Panics with the server log
     /// if it does not come up (the test cannot do anything useful without it).
     pub fn start() -> Registry {
-        let workdir = tempfile::Builder::new()
-            .prefix("cogpack-registry.")
-            .tempdir()
-            .expect("create registry temp dir");
+        let workdir = scratch_dir("cogpack-registry.");
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS {
             match start_on_port(workdir.path(), free_port()) {

@@ -3,7 +3,7 @@
 //! compressed digests and diff_ids verified), then start the image's ENTRYPOINT + CMD with its
 //! Env and WorkingDir under `bwrap` and talk to the Cog HTTP server on 127.0.0.1.
 
-use super::{HttpResponse, free_port, http_request, run_checked};
+use super::{HttpResponse, free_port, http_request, run_checked, scratch_dir};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -64,10 +64,7 @@ pub struct RunningModel {
 /// Pulls `reference` (`127.0.0.1:PORT/repo:tag` or `…@sha256:…`) with skopeo over plain HTTP
 /// and unpacks it. Errors say which step or layer failed.
 pub fn pull(reference: &str) -> Result<PulledImage, String> {
-    let workdir = tempfile::Builder::new()
-        .prefix("cogpack-pull.")
-        .tempdir()
-        .map_err(|e| format!("create pull dir: {e}"))?;
+    let workdir = scratch_dir("cogpack-pull.");
     let layout = workdir.path().join("oci");
     run_checked(
         Command::new("skopeo")
