@@ -42,7 +42,12 @@ const COG_YAML: &str = "build:\n  python_version: \"3.11\"\npredict: \"predict.p
 
 /// Assembles a hello-world Cog image on `base` the way cogpack will (deps layer + source
 /// layer + config), pushes it as `test/hello:<tag>` and returns the pushed reference.
-fn push_hello_model(registry: &Registry, base: &PushedImage, tag: &str, working_dir: &str) -> String {
+fn push_hello_model(
+    registry: &Registry,
+    base: &PushedImage,
+    tag: &str,
+    working_dir: &str,
+) -> String {
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("oci");
     run_ok(
@@ -56,12 +61,29 @@ fn push_hello_model(registry: &Registry, base: &PushedImage, tag: &str, working_
     let source_tar = work.path().join("source.tar");
     deterministic_tar(&write_source_tree(work.path()), &source_tar);
     let model = format!("{}:model", layout.display());
-    add_layer(&format!("{}:base", layout.display()), Some("model"), &deps_tar, "deps");
+    add_layer(
+        &format!("{}:base", layout.display()),
+        Some("model"),
+        &deps_tar,
+        "deps",
+    );
     add_layer(&model, None, &source_tar, "source");
     run_ok(
         Command::new("umoci")
-            .args(["config", "--image", &model, "--no-history", "--created", CREATED])
-            .args(["--config.workingdir", working_dir, "--config.exposedports", "5000/tcp"])
+            .args([
+                "config",
+                "--image",
+                &model,
+                "--no-history",
+                "--created",
+                CREATED,
+            ])
+            .args([
+                "--config.workingdir",
+                working_dir,
+                "--config.exposedports",
+                "5000/tcp",
+            ])
             .args(["--config.env", "COG_PREDICT_TYPE_STUB=predict.py:Predictor"])
             .args(["--clear", "config.cmd"])
             .args(["--config.cmd", "python", "--config.cmd", "-m"])
@@ -84,7 +106,12 @@ fn add_layer(image: &str, new_tag: Option<&str>, tar: &Path, created_by: &str) {
         command.args(["--tag", tag]);
     }
     command
-        .args(["--history.created", CREATED, "--history.created_by", created_by])
+        .args([
+            "--history.created",
+            CREATED,
+            "--history.created_by",
+            created_by,
+        ])
         .arg(tar);
     run_ok(&mut command);
 }
@@ -98,7 +125,12 @@ fn install_cog_runtime(work: &Path) -> std::path::PathBuf {
         Command::new("uv")
             .args(["pip", "install", "--quiet", "--link-mode=copy", "--prefix"])
             .arg(&prefix)
-            .args(["--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"])
+            .args([
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--python-version",
+                "3.11",
+            ])
             .args(["--only-binary", ":all:"])
             .args(COG_RUNTIME),
     );
@@ -138,7 +170,10 @@ fn greets_world(reference: &str) -> Result<(), String> {
     if status == 200 && body["output"] == "hello world" && body["status"] == "succeeded" {
         Ok(())
     } else {
-        Err(format!("prediction returned {status} {body}\n{}", model.log()))
+        Err(format!(
+            "prediction returned {status} {body}\n{}",
+            model.log()
+        ))
     }
 }
 
@@ -163,14 +198,27 @@ fn hello_model_on_cog_base_stand_in_runs_under_tini() {
     let reference = push_hello_model(&registry, &base, "cog-base", "/src");
     let image = runner::pull(&reference).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(image.entrypoint(), ["/sbin/tini", "--"]);
-    assert!(image.env().contains(&("UV_SYSTEM_PYTHON".into(), "true".into())));
-    let model = image.run(&RunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        image
+            .env()
+            .contains(&("UV_SYSTEM_PYTHON".into(), "true".into()))
+    );
+    let model = image
+        .run(&RunOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let (status, body) = model.predict(&json!({ "text": "tini" }));
-    assert_eq!((status, body["output"].clone()), (200, json!("hello tini")), "{body}");
+    assert_eq!(
+        (status, body["output"].clone()),
+        (200, json!("hello tini")),
+        "{body}"
+    );
     let uv = image
         .exec(&["uv", "--version"], &RunOptions::default())
         .expect("run uv in the cog-base stand-in");
-    assert!(String::from_utf8_lossy(&uv.stdout).starts_with("uv 0.9.26"), "{uv:?}");
+    assert!(
+        String::from_utf8_lossy(&uv.stdout).starts_with("uv 0.9.26"),
+        "{uv:?}"
+    );
 }
 
 #[test]
@@ -180,7 +228,10 @@ fn wrong_working_dir_fails_the_run_check() {
     let reference = push_hello_model(&registry, &base, "wrong-workdir", "/");
     let outcome = greets_world(&reference);
     let error = outcome.expect_err("a model whose WorkingDir is / must not serve predictions");
-    assert!(error.contains("predict.py") || error.contains("failed"), "{error}");
+    assert!(
+        error.contains("predict.py") || error.contains("failed"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -191,7 +242,11 @@ fn python_slim_stand_in_looks_like_python_slim() {
     assert_eq!(image.manifest_digest, base.digest);
     assert_eq!(image.cmd(), ["python3"]);
     assert!(image.entrypoint().is_empty());
-    let path = image.env().into_iter().find(|(k, _)| k == "PATH").expect("PATH set");
+    let path = image
+        .env()
+        .into_iter()
+        .find(|(k, _)| k == "PATH")
+        .expect("PATH set");
     assert!(path.1.starts_with("/usr/local/bin:"), "{path:?}");
     let probe = "import sys; print(sys.version_info[:2] == (3, 11)); print(sys.path)";
     let output = image
@@ -200,7 +255,10 @@ fn python_slim_stand_in_looks_like_python_slim() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(stdout.starts_with("True\n"), "{stdout}");
-    assert!(stdout.contains("/usr/local/lib/python3.11/site-packages"), "{stdout}");
+    assert!(
+        stdout.contains("/usr/local/lib/python3.11/site-packages"),
+        "{stdout}"
+    );
     let freeze = image
         .exec(&["pip", "freeze"], &RunOptions::default())
         .expect("run pip in the stand-in");
@@ -229,7 +287,11 @@ fn runner_unpack_honours_whiteouts() {
     deterministic_tar(&lower, &lower_tar);
     deterministic_tar(&upper, &upper_tar);
     let image = format!("{}:img", work.path().join("oci").display());
-    run_ok(Command::new("umoci").args(["init", "--layout"]).arg(work.path().join("oci")));
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(work.path().join("oci")),
+    );
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     add_layer(&image, None, &lower_tar, "lower");
     add_layer(&image, None, &upper_tar, "upper");
@@ -244,7 +306,13 @@ fn runner_unpack_honours_whiteouts() {
     let rootfs = &pulled.rootfs;
     assert!(rootfs.join("a/keep").is_file());
     assert!(!rootfs.join("a/gone").exists(), "whiteout ignored");
-    assert!(!rootfs.join("a/.wh.gone").exists(), "whiteout marker unpacked");
-    assert!(!rootfs.join("b/old1").exists() && !rootfs.join("b/old2").exists(), "opaque dir ignored");
+    assert!(
+        !rootfs.join("a/.wh.gone").exists(),
+        "whiteout marker unpacked"
+    );
+    assert!(
+        !rootfs.join("b/old1").exists() && !rootfs.join("b/old2").exists(),
+        "opaque dir ignored"
+    );
     assert_eq!(fs::read_to_string(rootfs.join("b/new")).unwrap(), "b/new");
 }

@@ -196,13 +196,23 @@ fn build_python_slim(layout: &Path, rootfs_tar: &Path) {
         Command::new("umoci")
             .args(["raw", "add-layer", "--image", &image])
             .args(["--history.created", CREATED])
-            .args(["--history.created_by", "mmdebstrap minbase python3 (stand-in)"])
+            .args([
+                "--history.created_by",
+                "mmdebstrap minbase python3 (stand-in)",
+            ])
             .arg(rootfs_tar),
     );
     let mut config = Command::new("umoci");
     config
         .args(["config", "--image", &image, "--no-history"])
-        .args(["--os", "linux", "--architecture", "amd64", "--created", CREATED])
+        .args([
+            "--os",
+            "linux",
+            "--architecture",
+            "amd64",
+            "--created",
+            CREATED,
+        ])
         .args(["--config.cmd", "python3"]);
     for env in PYTHON_SLIM_ENV {
         config.args(["--config.env", env]);
@@ -219,16 +229,35 @@ fn build_cog_base(work: &Path, layout: &Path) {
     let image = format!("{}:{COG_BASE_LAYOUT_TAG}", layout.display());
     run_ok(
         Command::new("umoci")
-            .args(["raw", "add-layer", "--image", &from, "--tag", COG_BASE_LAYOUT_TAG])
+            .args([
+                "raw",
+                "add-layer",
+                "--image",
+                &from,
+                "--tag",
+                COG_BASE_LAYOUT_TAG,
+            ])
             .args(["--history.created", CREATED])
             .args(["--history.created_by", "tini + uv (cog-base stand-in)"])
             .arg(&extras_tar),
     );
     let mut config = Command::new("umoci");
     config
-        .args(["config", "--image", &image, "--no-history", "--created", CREATED])
+        .args([
+            "config",
+            "--image",
+            &image,
+            "--no-history",
+            "--created",
+            CREATED,
+        ])
         .args(["--clear", "config.cmd"])
-        .args(["--config.entrypoint", "/sbin/tini", "--config.entrypoint", "--"]);
+        .args([
+            "--config.entrypoint",
+            "/sbin/tini",
+            "--config.entrypoint",
+            "--",
+        ]);
     for env in COG_BASE_EXTRA_ENV {
         config.args(["--config.env", env]);
     }
@@ -247,7 +276,12 @@ fn stage_cog_base_extras(work: &Path, extras: &Path) {
         Command::new("uv")
             .args(["pip", "install", "--quiet", "--link-mode=copy", "--prefix"])
             .arg(&uv_prefix)
-            .args(["--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"])
+            .args([
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--python-version",
+                "3.11",
+            ])
             .args(["--only-binary", ":all:", "--no-deps"])
             .arg(format!("uv=={IMAGE_UV_VERSION}")),
     );

@@ -17,7 +17,10 @@ use std::time::Duration;
 /// Returns a TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener.local_addr().expect("local address of probe socket").port()
+    listener
+        .local_addr()
+        .expect("local address of probe socket")
+        .port()
 }
 
 /// Directory for artefacts cached between test runs (stand-in base images):
@@ -119,9 +122,8 @@ pub fn http_request(
     let mut stream = TcpStream::connect(host)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n"
-    );
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n");
     if let Some(body) = body {
         request.push_str("Content-Type: application/json\r\n");
         request.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -172,7 +174,9 @@ fn read_response(mut reader: BufReader<TcpStream>) -> std::io::Result<HttpRespon
 fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(invalid_data("connection closed before a full response".into()));
+        return Err(invalid_data(
+            "connection closed before a full response".into(),
+        ));
     }
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
@@ -229,7 +233,13 @@ pub fn deterministic_tar(dir: &Path, out: &Path) {
         Command::new("tar")
             .args(["--sort=name", "--format=posix"])
             .arg("--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime")
-            .args(["--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+            .args([
+                "--mtime=@0",
+                "--owner=0",
+                "--group=0",
+                "--numeric-owner",
+                "-C",
+            ])
             .arg(dir)
             .arg("-cf")
             .arg(out)

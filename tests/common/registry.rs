@@ -135,7 +135,9 @@ fn wait_until_up(host: &str, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("docker-registry on {host} exited early with {status}"));
+            return Err(format!(
+                "docker-registry on {host} exited early with {status}"
+            ));
         }
         let probe = http_request(host, "GET", "/v2/", None, Duration::from_secs(2));
         if probe.is_ok_and(|response| response.status == 200) {
@@ -143,7 +145,9 @@ fn wait_until_up(host: &str, child: &mut Child) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(format!("docker-registry on {host} did not answer GET /v2/ within {START_TIMEOUT:?}"))
+    Err(format!(
+        "docker-registry on {host} did not answer GET /v2/ within {START_TIMEOUT:?}"
+    ))
 }
 
 /// Parses `IP - - [time] "METHOD PATH PROTO" STATUS SIZE "referer" "agent"`.
@@ -153,7 +157,11 @@ fn parse_access_line(line: &str) -> Option<AccessLogEntry> {
     let mut request = line[request_start..request_end].split(' ');
     let method = request.next()?.to_string();
     let path = request.next()?.to_string();
-    let status = line[request_end + 1..].split_whitespace().next()?.parse().ok()?;
+    let status = line[request_end + 1..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     Some(AccessLogEntry {
         method,
         path,

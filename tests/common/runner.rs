@@ -138,7 +138,9 @@ impl PulledImage {
         let port = free_port();
         let log_path = self.workdir.path().join(format!("server-{port}.log"));
         let log = File::create(&log_path).map_err(|e| format!("create server log: {e}"))?;
-        let log_err = log.try_clone().map_err(|e| format!("clone log handle: {e}"))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| format!("clone log handle: {e}"))?;
         let mut argv = self.entrypoint();
         argv.extend(self.cmd());
         argv.extend(["--host".to_string(), "127.0.0.1".to_string()]);
@@ -187,8 +189,15 @@ impl PulledImage {
             .arg("--ro-bind")
             .arg(&self.rootfs)
             .arg("/")
-            .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"])
-            .args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]);
+            .args([
+                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+            ])
+            .args([
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--die-with-parent",
+            ]);
         for (source, target) in ro_binds {
             self.create_mount_point(source, target)?;
             command.arg("--ro-bind").arg(source).arg(target);
@@ -338,7 +347,12 @@ fn tagged_manifest_digest(layout: &Path) -> Result<String, String> {
         .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == PULLED_TAG)
         .and_then(|m| m["digest"].as_str())
         .map(str::to_string)
-        .ok_or_else(|| format!("{} has no manifest tagged {PULLED_TAG}", index_path.display()))
+        .ok_or_else(|| {
+            format!(
+                "{} has no manifest tagged {PULLED_TAG}",
+                index_path.display()
+            )
+        })
 }
 
 fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, String> {
@@ -358,7 +372,12 @@ fn read_json_blob(layout: &Path, digest: &str) -> Result<Value, String> {
     serde_json::from_slice(&bytes).map_err(|e| format!("blob {digest} is not JSON: {e}"))
 }
 
-fn unpack_layers(layout: &Path, manifest: &Value, config: &Value, rootfs: &Path) -> Result<(), String> {
+fn unpack_layers(
+    layout: &Path,
+    manifest: &Value,
+    config: &Value,
+    rootfs: &Path,
+) -> Result<(), String> {
     let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
     let diff_ids = string_list(&config["rootfs"]["diff_ids"]);
     if layers.len() != diff_ids.len() {
@@ -390,7 +409,10 @@ fn apply_layer(
     let decompressed: Box<dyn Read> = if media_type.ends_with("gzip") {
         Box::new(flate2::read::GzDecoder::new(compressed.clone_handle()))
     } else if media_type.ends_with("zstd") {
-        Box::new(zstd::stream::read::Decoder::new(compressed.clone_handle()).map_err(|e| e.to_string())?)
+        Box::new(
+            zstd::stream::read::Decoder::new(compressed.clone_handle())
+                .map_err(|e| e.to_string())?,
+        )
     } else if media_type.ends_with(".tar") || media_type.ends_with("tar") {
         Box::new(compressed.clone_handle())
     } else {
