@@ -11,7 +11,7 @@ use common::runner::{self, PulledImage, RunOptions};
 use common::{deterministic_tar, run_ok};
 use serde_json::json;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Cog runtime and its dependencies, pinned (cog's wheel is pure Python; coglet is abi3).
@@ -28,7 +28,7 @@ const COG_RUNTIME: &[&str] = &[
     "urllib3==2.8.0",
 ];
 const CREATED: &str = "1970-01-01T00:00:00Z";
-const PREDICTOR: &str = r#"from cog import BasePredictor, Input
+const HELLO_PREDICTOR: &str = r#"from cog import BasePredictor, Input
 
 
 class Predictor(BasePredictor):
@@ -38,16 +38,57 @@ class Predictor(BasePredictor):
     def predict(self, text: str = Input(description="Text to greet")) -> str:
         return self.prefix + text
 "#;
-const COG_YAML: &str = "build:\n  python_version: \"3.11\"\npredict: \"predict.py:Predictor\"\n";
+const HELLO_COG_YAML: &str =
+    "build:\n  python_version: \"3.11\"\npredict: \"predict.py:Predictor\"\n";
+/// A predictor that reads its greeting from a weights directory bound at /src/weights.
+const WEIGHTS_PREDICTOR: &str = r#"from pathlib import Path
 
-/// Assembles a hello-world Cog image on `base` the way cogpack will (deps layer + source
-/// layer + config), pushes it as `test/hello:<tag>` and returns the pushed reference.
-fn push_hello_model(
-    registry: &Registry,
-    base: &PushedImage,
-    tag: &str,
-    working_dir: &str,
-) -> String {
+from cog import BasePredictor
+
+
+class Predictor(BasePredictor):
+    def setup(self) -> None:
+        self.greeting = Path("/src/weights/greeting.txt").read_text().strip()
+
+    def predict(self, text: str) -> str:
+        return f"{self.greeting} {text}"
+"#;
+const TRAINER: &str = r#"from cog import Input
+
+
+def train(steps: int = Input(description="Training steps")) -> str:
+    return f"trained for {steps} steps"
+"#;
+
+/// What goes into a stand-in model image on top of the base and the Cog runtime.
+struct ModelSpec<'a> {
+    /// Tag under `test/model` in the registry.
+    tag: &'a str,
+    /// Image WorkingDir.
+    working_dir: &'a str,
+    /// Files under /src: (relative path, contents).
+    source: &'a [(&'a str, &'a str)],
+    /// Env entries (`K=V`) added to the base's.
+    env: &'a [&'a str],
+}
+
+impl<'a> ModelSpec<'a> {
+    fn hello(tag: &'a str, working_dir: &'a str) -> Self {
+        ModelSpec {
+            tag,
+            working_dir,
+            source: &[
+                ("predict.py", HELLO_PREDICTOR),
+                ("cog.yaml", HELLO_COG_YAML),
+            ],
+            env: &["COG_PREDICT_TYPE_STUB=predict.py:Predictor"],
+        }
+    }
+}
+
+/// Assembles a Cog image on `base` the way cogpack will (deps layer + source layer +
+/// config), pushes it as `test/model:<tag>` and returns the pushed reference.
+fn push_model(registry: &Registry, base: &PushedImage, spec: &ModelSpec) -> String {
     let work = tempfile::tempdir().expect("temp dir");
     let layout = work.path().join("oci");
     run_ok(
@@ -59,37 +100,31 @@ fn push_hello_model(
     let deps_tar = work.path().join("deps.tar");
     deterministic_tar(&install_cog_runtime(work.path()), &deps_tar);
     let source_tar = work.path().join("source.tar");
-    deterministic_tar(&write_source_tree(work.path()), &source_tar);
+    deterministic_tar(&write_source_tree(work.path(), spec.source), &source_tar);
     let model = format!("{}:model", layout.display());
-    add_layer(
-        &format!("{}:base", layout.display()),
-        Some("model"),
-        &deps_tar,
-        "deps",
-    );
+    let base_image = format!("{}:base", layout.display());
+    add_layer(&base_image, Some("model"), &deps_tar, "deps");
     add_layer(&model, None, &source_tar, "source");
-    run_ok(
-        Command::new("umoci")
-            .args([
-                "config",
-                "--image",
-                &model,
-                "--no-history",
-                "--created",
-                CREATED,
-            ])
-            .args([
-                "--config.workingdir",
-                working_dir,
-                "--config.exposedports",
-                "5000/tcp",
-            ])
-            .args(["--config.env", "COG_PREDICT_TYPE_STUB=predict.py:Predictor"])
-            .args(["--clear", "config.cmd"])
-            .args(["--config.cmd", "python", "--config.cmd", "-m"])
-            .args(["--config.cmd", "cog.server.http"]),
-    );
-    let reference = format!("{}/test/hello:{tag}", registry.host);
+    let mut config = Command::new("umoci");
+    config
+        .args([
+            "config",
+            "--image",
+            &model,
+            "--no-history",
+            "--created",
+            CREATED,
+        ])
+        .args(["--config.workingdir", spec.working_dir])
+        .args(["--config.exposedports", "5000/tcp"])
+        .args(["--clear", "config.cmd"])
+        .args(["--config.cmd", "python", "--config.cmd", "-m"])
+        .args(["--config.cmd", "cog.server.http"]);
+    for env in spec.env {
+        config.args(["--config.env", env]);
+    }
+    run_ok(&mut config);
+    let reference = format!("{}/test/model:{}", registry.host, spec.tag);
     run_ok(
         Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
@@ -118,7 +153,7 @@ fn add_layer(image: &str, new_tag: Option<&str>, tar: &Path, created_by: &str) {
 
 /// `uv pip install` of the pinned runtime for Linux x86_64 / CPython 3.11 into
 /// `<work>/deps/usr/local`, with script shebangs pointing at the image's python.
-fn install_cog_runtime(work: &Path) -> std::path::PathBuf {
+fn install_cog_runtime(work: &Path) -> PathBuf {
     let root = work.join("deps");
     let prefix = root.join("usr/local");
     run_ok(
@@ -154,11 +189,13 @@ fn retarget_shebang(script: &Path) {
     }
 }
 
-fn write_source_tree(work: &Path) -> std::path::PathBuf {
+fn write_source_tree(work: &Path, files: &[(&str, &str)]) -> PathBuf {
     let root = work.join("source");
-    fs::create_dir_all(root.join("src")).expect("create source/src");
-    fs::write(root.join("src/predict.py"), PREDICTOR).expect("write predict.py");
-    fs::write(root.join("src/cog.yaml"), COG_YAML).expect("write cog.yaml");
+    for (name, contents) in files {
+        let path = root.join("src").join(name);
+        fs::create_dir_all(path.parent().expect("file under src/")).expect("create source dir");
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
     root
 }
 
@@ -181,10 +218,10 @@ fn greets_world(reference: &str) -> Result<(), String> {
 fn hello_model_on_python_slim_stand_in_serves_a_prediction() {
     let registry = Registry::start();
     let base = base_image::push_python_slim(&registry.host);
-    let reference = push_hello_model(&registry, &base, "slim", "/src");
+    let reference = push_model(&registry, &base, &ModelSpec::hello("slim", "/src"));
     greets_world(&reference).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        registry.count_requests("PUT", "/v2/test/hello/manifests/slim"),
+        registry.count_requests("PUT", "/v2/test/model/manifests/slim"),
         1,
         "access log: {:?}",
         registry.requests()
@@ -195,7 +232,7 @@ fn hello_model_on_python_slim_stand_in_serves_a_prediction() {
 fn hello_model_on_cog_base_stand_in_runs_under_tini() {
     let registry = Registry::start();
     let base = base_image::push_cog_base(&registry.host);
-    let reference = push_hello_model(&registry, &base, "cog-base", "/src");
+    let reference = push_model(&registry, &base, &ModelSpec::hello("cog-base", "/src"));
     let image = runner::pull(&reference).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(image.entrypoint(), ["/sbin/tini", "--"]);
     assert!(
@@ -225,12 +262,57 @@ fn hello_model_on_cog_base_stand_in_runs_under_tini() {
 fn wrong_working_dir_fails_the_run_check() {
     let registry = Registry::start();
     let base = base_image::push_python_slim(&registry.host);
-    let reference = push_hello_model(&registry, &base, "wrong-workdir", "/");
+    let reference = push_model(&registry, &base, &ModelSpec::hello("wrong-workdir", "/"));
     let outcome = greets_world(&reference);
     let error = outcome.expect_err("a model whose WorkingDir is / must not serve predictions");
+    assert!(error.contains("SETUP_FAILED"), "{error}");
+}
+
+/// Exercises the runner options the end-to-end tests need: a weights directory bound
+/// read-only at its target, and extra server arguments (`--x-mode train`).
+#[test]
+fn runner_binds_weights_and_serves_train_mode() {
+    let registry = Registry::start();
+    let base = base_image::push_python_slim(&registry.host);
+    let spec = ModelSpec {
+        tag: "weights-train",
+        working_dir: "/src",
+        source: &[("predict.py", WEIGHTS_PREDICTOR), ("train.py", TRAINER)],
+        env: &[
+            "COG_PREDICT_TYPE_STUB=predict.py:Predictor",
+            "COG_TRAIN_TYPE_STUB=train.py:train",
+        ],
+    };
+    let image =
+        runner::pull(&push_model(&registry, &base, &spec)).unwrap_or_else(|e| panic!("{e}"));
+    let weights = tempfile::tempdir().expect("weights dir");
+    fs::write(weights.path().join("greeting.txt"), "bonjour\n").expect("write weights file");
+    let with_weights = RunOptions {
+        ro_binds: vec![(weights.path().to_path_buf(), "/src/weights".to_string())],
+        ..RunOptions::default()
+    };
+    let predictor = image.run(&with_weights).unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = predictor.predict(&json!({ "text": "le monde" }));
+    assert_eq!(
+        (status, &body["output"]),
+        (200, &json!("bonjour le monde")),
+        "{body}"
+    );
+    drop(predictor);
     assert!(
-        error.contains("predict.py") || error.contains("failed"),
-        "{error}"
+        image.run(&RunOptions::default()).is_err(),
+        "without the weights bind, setup must fail"
+    );
+    let train_mode = RunOptions {
+        extra_args: vec!["--x-mode".to_string(), "train".to_string()],
+        ..RunOptions::default()
+    };
+    let trainer = image.run(&train_mode).unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = trainer.train(&json!({ "steps": 3 }));
+    assert_eq!(
+        (status, &body["output"]),
+        (200, &json!("trained for 3 steps")),
+        "{body}"
     );
 }
 
