@@ -385,7 +385,13 @@ fn runner_unpack_honours_whiteouts() {
             .arg(format!("docker://{reference}")),
     );
     let pulled = runner::pull(&reference).unwrap_or_else(|e| panic!("{e}"));
-    let rootfs = &pulled.rootfs;
+    assert_whiteouts_applied(&pulled.rootfs);
+    let local =
+        runner::from_layout(&work.path().join("oci"), "img").unwrap_or_else(|e| panic!("{e}"));
+    assert_whiteouts_applied(&local.rootfs);
+}
+
+fn assert_whiteouts_applied(rootfs: &Path) {
     assert!(rootfs.join("a/keep").is_file());
     assert!(!rootfs.join("a/gone").exists(), "whiteout ignored");
     assert!(

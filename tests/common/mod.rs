@@ -203,7 +203,8 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         let size = usize::from_str_radix(size_hex, 16)
             .map_err(|_| invalid_data(format!("bad chunk size {size_line:?}")))?;
         if size == 0 {
-            while !read_line(reader)?.is_empty() {}
+            // Skip trailers; a peer that closes right after the last chunk is fine too.
+            while read_line(reader).is_ok_and(|line| !line.is_empty()) {}
             return Ok(body);
         }
         let start = body.len();

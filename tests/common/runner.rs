@@ -72,8 +72,30 @@ pub fn pull(reference: &str) -> Result<PulledImage, String> {
             .arg(format!("docker://{reference}"))
             .arg(format!("oci:{}:{PULLED_TAG}", layout.display())),
     )?;
-    let manifest_digest = tagged_manifest_digest(&layout)?;
-    let manifest = read_json_blob(&layout, &manifest_digest)?;
+    unpack_into(workdir, layout, PULLED_TAG, reference)
+}
+
+/// Unpacks the image tagged `tag` in an OCI layout written by another client (e.g. cogpack's
+/// own pull or `--output oci:DIR`). An index is resolved to its linux/amd64 manifest. The
+/// layout is only read.
+pub fn from_layout(layout: &Path, tag: &str) -> Result<PulledImage, String> {
+    let reference = format!("oci:{}:{tag}", layout.display());
+    unpack_into(
+        scratch_dir("cogpack-layout."),
+        layout.to_path_buf(),
+        tag,
+        &reference,
+    )
+}
+
+fn unpack_into(
+    workdir: tempfile::TempDir,
+    layout: PathBuf,
+    tag: &str,
+    reference: &str,
+) -> Result<PulledImage, String> {
+    let tagged = tagged_manifest_digest(&layout, tag)?;
+    let (manifest_digest, manifest) = resolve_image_manifest(&layout, &tagged)?;
     let config_digest = manifest["config"]["digest"]
         .as_str()
         .ok_or_else(|| format!("manifest of {reference} has no config.digest"))?
@@ -334,7 +356,7 @@ fn string_list(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn tagged_manifest_digest(layout: &Path) -> Result<String, String> {
+fn tagged_manifest_digest(layout: &Path, tag: &str) -> Result<String, String> {
     let index_path = layout.join("index.json");
     let index: Value = serde_json::from_slice(
         &fs::read(&index_path).map_err(|e| format!("read {}: {e}", index_path.display()))?,
@@ -344,15 +366,27 @@ fn tagged_manifest_digest(layout: &Path) -> Result<String, String> {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == PULLED_TAG)
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .and_then(|m| m["digest"].as_str())
         .map(str::to_string)
-        .ok_or_else(|| {
-            format!(
-                "{} has no manifest tagged {PULLED_TAG}",
-                index_path.display()
-            )
-        })
+        .ok_or_else(|| format!("{} has no manifest tagged {tag}", index_path.display()))
+}
+
+/// Follows an image index down to its linux/amd64 image manifest.
+fn resolve_image_manifest(layout: &Path, digest: &str) -> Result<(String, Value), String> {
+    let mut digest = digest.to_string();
+    loop {
+        let blob = read_json_blob(layout, &digest)?;
+        let Some(entries) = blob["manifests"].as_array() else {
+            return Ok((digest, blob));
+        };
+        digest = entries
+            .iter()
+            .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| format!("index {digest} has no linux/amd64 manifest"))?
+            .to_string();
+    }
 }
 
 fn blob_path(layout: &Path, digest: &str) -> Result<PathBuf, String> {
@@ -406,8 +440,9 @@ fn apply_layer(
     let path = blob_path(layout, digest)?;
     let file = File::open(&path).map_err(|e| format!("open blob: {e}"))?;
     let compressed = HashingReader::new(file);
+    // Gzip layers may hold several members (block-parallel compressors); read them all.
     let decompressed: Box<dyn Read> = if media_type.ends_with("gzip") {
-        Box::new(flate2::read::GzDecoder::new(compressed.clone_handle()))
+        Box::new(flate2::read::MultiGzDecoder::new(compressed.clone_handle()))
     } else if media_type.ends_with("zstd") {
         Box::new(
             zstd::stream::read::Decoder::new(compressed.clone_handle())
