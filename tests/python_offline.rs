@@ -24,7 +24,14 @@ fn offline_build_uses_lock_and_cache_and_fails_clearly_without_cache() {
 
     // Block the network for everything this process starts from here on:
     // a proxy on a closed loopback port.
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
         // SAFETY: this test binary runs a single test, so no other thread reads the environment.
         unsafe { std::env::set_var(var, "http://127.0.0.1:9") };
     }
@@ -37,10 +44,19 @@ fn offline_build_uses_lock_and_cache_and_fails_clearly_without_cache() {
     assert_eq!(online.pip_freeze, offline.pip_freeze);
 
     req.cache_dir = work.path().join("empty-cache");
-    let err = format!("{:#}", build(&req).expect_err("cold cache offline must fail"));
-    assert!(err.contains("offline mode forbids downloading") && err.contains("requests"), "{err}");
+    let err = format!(
+        "{:#}",
+        build(&req).expect_err("cold cache offline must fail")
+    );
+    assert!(
+        err.contains("offline mode forbids downloading") && err.contains("requests"),
+        "{err}"
+    );
 
     req.mode = LockMode::Update;
-    let err = format!("{:#}", build(&req).expect_err("downloads through the dead proxy fail"));
+    let err = format!(
+        "{:#}",
+        build(&req).expect_err("downloads through the dead proxy fail")
+    );
     assert!(err.contains("download"), "{err}");
 }
