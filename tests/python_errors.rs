@@ -236,3 +236,53 @@ fn sources_needing_a_compiler_are_named_in_one_error() {
         "{err}"
     );
 }
+
+#[test]
+fn member_not_matching_the_wheels_record_fails_when_streamed() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("liar-1.0-py3-none-any.whl");
+    let wrong =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(b"other"));
+    let good =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(b"ok\n"));
+    let record = format!(
+        "liar/bad.py,sha256={wrong},6\nliar/good.py,sha256={good},3\nliar-1.0.dist-info/RECORD,,\n"
+    );
+    write_wheel(
+        &path,
+        "liar",
+        "1.0",
+        &[
+            ("liar/bad.py", b"evil!\n"),
+            ("liar/good.py", b"ok\n"),
+            (
+                "liar-1.0.dist-info/METADATA",
+                b"Metadata-Version: 2.1\nName: liar\nVersion: 1.0\n",
+            ),
+            (
+                "liar-1.0.dist-info/WHEEL",
+                b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            ),
+            ("liar-1.0.dist-info/RECORD", record.as_bytes()),
+        ],
+        true,
+    );
+    let target = cogpack::python::PythonTarget::usr_local("3.11", (2, 36));
+    let installed = wheel::install_wheel(&path, &target, None).unwrap();
+    let good_entry: Vec<_> = installed
+        .entries
+        .iter()
+        .filter(|e| e.path.ends_with("liar/good.py"))
+        .cloned()
+        .collect();
+    cogpack::python::materialize(&good_entry, &work.path().join("ok"))
+        .expect("matching member streams");
+    let err = cogpack::python::materialize(&installed.entries, &work.path().join("root"))
+        .expect_err("mismatch detected");
+    assert!(
+        format!("{err:#}").contains("liar/bad.py") && format!("{err:#}").contains("RECORD"),
+        "{err:#}"
+    );
+}
