@@ -337,3 +337,20 @@ fn a_later_wheel_overwriting_a_file_wins_with_a_warning() {
     sorted.dedup();
     assert_eq!(paths, sorted, "entries sorted and unique");
 }
+
+#[test]
+fn empty_requirements_still_lock_and_ship_uv() {
+    uv();
+    let work = tempfile::tempdir().unwrap();
+    let layers = build(&request(work.path(), &work.path().join("c"), "")).expect("empty build");
+    assert!(layers.dependencies.is_empty() && layers.cog_runtime.is_empty());
+    assert_eq!(layers.pip_freeze, "");
+    let bins: Vec<&str> = layers.uv_binaries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(bins, ["usr/local/bin/uv", "usr/local/bin/uvx"]);
+    let root = work.path().join("root");
+    cogpack::python::materialize(&layers.uv_binaries, &root).unwrap();
+    let out = Command::new(root.join("usr/local/bin/uv")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("uv 0.9.26"), "{out:?}");
+    let again = build(&request(work.path(), &work.path().join("c"), "")).expect("lock reused");
+    assert_eq!(again.uv_binaries.len(), 2);
+}

@@ -305,7 +305,13 @@ fn resolve(
         lock_dir,
         false,
     )?;
-    let mut text = main;
+    // An empty resolution is written as `packages = []`, which would clash
+    // with the `[[packages]]` table appended below.
+    let mut text: String = main
+        .lines()
+        .filter(|l| l.trim() != "packages = []")
+        .map(|l| format!("{l}\n"))
+        .collect();
     if !text.ends_with('\n') {
         text.push('\n');
     }
