@@ -349,8 +349,42 @@ fn empty_requirements_still_lock_and_ship_uv() {
     assert_eq!(bins, ["usr/local/bin/uv", "usr/local/bin/uvx"]);
     let root = work.path().join("root");
     cogpack::python::materialize(&layers.uv_binaries, &root).unwrap();
-    let out = Command::new(root.join("usr/local/bin/uv")).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("uv 0.9.26"), "{out:?}");
+    let out = Command::new(root.join("usr/local/bin/uv"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("uv 0.9.26"),
+        "{out:?}"
+    );
     let again = build(&request(work.path(), &work.path().join("c"), "")).expect("lock reused");
     assert_eq!(again.uv_binaries.len(), 2);
+}
+
+#[test]
+fn index_settings_are_used_and_credentials_stay_out_of_the_lock() {
+    uv();
+    let work = tempfile::tempdir().unwrap();
+    let index_root = work.path().join("index");
+    std::fs::create_dir_all(index_root.join("simple/localpkg")).unwrap();
+    write_localpkg(&index_root.join("simple/localpkg"));
+    let server = HttpServer::start(&index_root);
+    let project = work.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let mut req = request(&project, &work.path().join("c"), "localpkg==1.0\n");
+    req.index.extra_index_urls = vec![format!(
+        "http://someone:hunter2secret@127.0.0.1:{}/simple/",
+        server.port
+    )];
+    let layers = build(&req).expect("build through the extra index");
+    assert!(layers.pip_freeze.contains("localpkg==1.0\n"));
+    let lock = std::fs::read_to_string(project.join("pylock.cogpack.toml")).unwrap();
+    assert!(
+        lock.contains(&format!("127.0.0.1:{}", server.port)),
+        "wheel URL from the loopback index"
+    );
+    assert!(
+        !lock.contains("hunter2secret"),
+        "no credentials in the lock"
+    );
 }

@@ -371,11 +371,16 @@ fn compile(
         .arg(&out)
         .arg("-c")
         .arg(&constraints);
+    // Through the environment, not argv: index URLs may carry credentials
+    // and argv is visible to every user of the machine.
     if let Some(url) = &index.index_url {
-        cmd.args(["--index-url", url]);
+        cmd.env("UV_INDEX_URL", url);
     }
-    for url in &index.extra_index_urls {
-        cmd.args(["--extra-index-url", url]);
+    if !index.extra_index_urls.is_empty() {
+        cmd.env("UV_EXTRA_INDEX_URL", index.extra_index_urls.join(" "));
+    }
+    if let Some(netrc) = &index.netrc {
+        cmd.env("NETRC", netrc);
     }
     if prerelease {
         cmd.args(["--prerelease", "allow"]);
