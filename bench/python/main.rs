@@ -18,13 +18,10 @@ use std::time::{Duration, Instant};
 const REQUIREMENTS: &str = "numpy==2.1.3
 scipy==1.14.1
 pandas==2.2.3
-pyarrow==18.0.0
-opencv-python-headless==4.10.0.84
 pillow==11.0.0
 tokenizers==0.20.3
 transformers==4.46.3
 pydantic==2.9.2
-sympy==1.13.3
 ";
 
 fn main() -> anyhow::Result<()> {
