@@ -4,7 +4,7 @@
 #[path = "python_common.rs"]
 mod common;
 
-use cogpack::python::LockMode;
+use cogpack::python::{FetchEvent, LockMode, build_python_layers};
 use common::*;
 
 fn paths(entries: &[cogpack::layer::Entry]) -> Vec<String> {
@@ -20,7 +20,24 @@ fn offline_build_uses_lock_and_cache_and_fails_clearly_without_cache() {
     let cache = work.path().join("cache");
     let mut req = request(&project, &cache, "requests==2.32.3\nmsgpack==1.1.0\n");
     req.inputs.cog_runtime = vec!["coglet==0.17.0".into(), "cog==0.17.0".into()];
-    let online = build(&req).expect("online build");
+    let events = std::sync::Mutex::new(Vec::new());
+    let record = |e: &FetchEvent| {
+        let kind = match e {
+            FetchEvent::Cached { .. } => "cached",
+            FetchEvent::Started { .. } => "started",
+            FetchEvent::Progress { .. } => "progress",
+            FetchEvent::Finished { .. } => "finished",
+        };
+        events.lock().unwrap().push(kind);
+    };
+    let online = build_python_layers(&req, &record).expect("online build");
+    let count = |k: &str| events.lock().unwrap().iter().filter(|e| **e == k).count();
+    assert!(
+        count("finished") >= 5
+            && count("started") == count("finished")
+            && count("progress") >= count("finished")
+    );
+    assert_eq!(count("cached"), 0, "cold cache");
 
     // Block the network for everything this process starts from here on:
     // a proxy on a closed loopback port.
@@ -37,7 +54,10 @@ fn offline_build_uses_lock_and_cache_and_fails_clearly_without_cache() {
     }
     unsafe { std::env::remove_var("NO_PROXY") };
     req.mode = LockMode::Offline;
-    let offline = build(&req).expect("offline build from lock + warm cache");
+    events.lock().unwrap().clear();
+    let offline = build_python_layers(&req, &record).expect("offline build from lock + warm cache");
+    assert_eq!(count("started"), 0, "nothing downloaded offline");
+    assert!(count("cached") >= 5);
     assert_eq!(paths(&online.dependencies), paths(&offline.dependencies));
     assert_eq!(paths(&online.cog_runtime), paths(&offline.cog_runtime));
     assert_eq!(paths(&online.uv_binaries), paths(&offline.uv_binaries));
