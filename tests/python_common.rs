@@ -20,7 +20,11 @@ pub fn uv() -> PathBuf {
 /// A request for a python:3.11-slim style target with no base packages.
 pub fn request(project: &Path, cache: &Path, requirements: &str) -> PythonBuildRequest {
     PythonBuildRequest {
-        inputs: PythonInputs { requirements: requirements.to_string(), cog_runtime: vec![], prerelease: false },
+        inputs: PythonInputs {
+            requirements: requirements.to_string(),
+            cog_runtime: vec![],
+            prerelease: false,
+        },
         target: PythonTarget::usr_local("3.11", (2, 36)),
         index: IndexSettings::default(),
         project_dir: project.to_path_buf(),
@@ -43,7 +47,12 @@ pub fn tree(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).into_iter().flatten() {
         if e.file_type().is_file() {
-            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let exec = e.metadata().unwrap().permissions().mode() & 0o111 != 0;
             out.insert(rel, (std::fs::read(e.path()).unwrap(), exec));
         }
@@ -58,11 +67,21 @@ pub fn write_wheel(path: &Path, dist: &str, version: &str, members: &[(&str, &[u
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
     let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
-    let mut all: Vec<(String, Vec<u8>)> = members.iter().map(|(n, b)| (n.to_string(), b.to_vec())).collect();
+    let mut all: Vec<(String, Vec<u8>)> = members
+        .iter()
+        .map(|(n, b)| (n.to_string(), b.to_vec()))
+        .collect();
     if !raw {
         let di = format!("{dist}-{version}.dist-info");
-        all.push((format!("{di}/METADATA"), format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n").into_bytes()));
-        all.push((format!("{di}/WHEEL"), b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec()));
+        all.push((
+            format!("{di}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n").into_bytes(),
+        ));
+        all.push((
+            format!("{di}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ));
         all.push((format!("{di}/RECORD"), Vec::new()));
     }
     for (name, bytes) in all {
@@ -80,9 +99,19 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

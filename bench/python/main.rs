@@ -18,13 +18,10 @@ use std::time::{Duration, Instant};
 const REQUIREMENTS: &str = "numpy==2.1.3
 scipy==1.14.1
 pandas==2.2.3
-pyarrow==18.0.0
-opencv-python-headless==4.10.0.84
 pillow==11.0.0
 tokenizers==0.20.3
 transformers==4.46.3
 pydantic==2.9.2
-sympy==1.13.3
 ";
 
 fn main() -> anyhow::Result<()> {
@@ -34,7 +31,11 @@ fn main() -> anyhow::Result<()> {
     let cache = work.path().join("cogpack-cache");
     let uv_cache = work.path().join("uv-cache");
     let req = PythonBuildRequest {
-        inputs: PythonInputs { requirements: REQUIREMENTS.into(), cog_runtime: vec![], prerelease: false },
+        inputs: PythonInputs {
+            requirements: REQUIREMENTS.into(),
+            cog_runtime: vec![],
+            prerelease: false,
+        },
         target: PythonTarget::usr_local("3.11", (2, 36)),
         index: IndexSettings::default(),
         project_dir: project.clone(),
@@ -45,18 +46,42 @@ fn main() -> anyhow::Result<()> {
         uv: None,
     };
     let t = Instant::now();
-    lock::ensure_lock(&req.inputs, &req.target, &req.index, &project, &project.join(lock::LOCK_FILE_NAME), LockMode::Update, None)?;
+    lock::ensure_lock(
+        &req.inputs,
+        &req.target,
+        &req.index,
+        &project,
+        &project.join(lock::LOCK_FILE_NAME),
+        LockMode::Update,
+        None,
+    )?;
     let resolve = t.elapsed();
     std::fs::write(work.path().join("req.txt"), REQUIREMENTS)?;
 
     let mut rows = Vec::new();
     for round in ["cold", "warm"] {
-        let (install, tar, bytes) = cogpack_round(&req, &work.path().join(format!("ours-{round}.tar.gz")))?;
-        rows.push(format!("cogpack {round}: install {} + tar.gz {} = {} ({} MB uncompressed)", s(install), s(tar), s(install + tar), bytes / 1_000_000));
+        let (install, tar, bytes) =
+            cogpack_round(&req, &work.path().join(format!("ours-{round}.tar.gz")))?;
+        rows.push(format!(
+            "cogpack {round}: install {} + tar.gz {} = {} ({} MB uncompressed)",
+            s(install),
+            s(tar),
+            s(install + tar),
+            bytes / 1_000_000
+        ));
         let (install, tar) = uv_round(work.path(), &uv_cache, round)?;
-        rows.push(format!("uv      {round}: install {} + tar|gzip {} = {}", s(install), s(tar), s(install + tar)));
+        rows.push(format!(
+            "uv      {round}: install {} + tar|gzip {} = {}",
+            s(install),
+            s(tar),
+            s(install + tar)
+        ));
     }
-    println!("python layers bench ({} packages pinned, resolve {} once)", REQUIREMENTS.lines().count(), s(resolve));
+    println!(
+        "python layers bench ({} packages pinned, resolve {} once)",
+        REQUIREMENTS.lines().count(),
+        s(resolve)
+    );
     for r in rows {
         println!("  {r}");
     }
@@ -68,7 +93,10 @@ fn s(d: Duration) -> String {
 }
 
 /// Native install (download into the cache when cold) and a gzip-6 tar.
-fn cogpack_round(req: &PythonBuildRequest, out: &Path) -> anyhow::Result<(Duration, Duration, u64)> {
+fn cogpack_round(
+    req: &PythonBuildRequest,
+    out: &Path,
+) -> anyhow::Result<(Duration, Duration, u64)> {
     let t = Instant::now();
     let layers = build_python_layers(req, &|_: &FetchEvent| {})?;
     let install = t.elapsed();
@@ -78,11 +106,16 @@ fn cogpack_round(req: &PythonBuildRequest, out: &Path) -> anyhow::Result<(Durati
 }
 
 fn write_tar_gz(entries: &[Entry], out: &Path) -> anyhow::Result<u64> {
-    let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(std::fs::File::create(out)?), flate2::Compression::new(6));
+    let gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(std::fs::File::create(out)?),
+        flate2::Compression::new(6),
+    );
     let mut tar = tar::Builder::new(gz);
     let mut total = 0;
     for e in entries {
-        let EntryKind::File { source, size } = &e.kind else { continue };
+        let EntryKind::File { source, size } = &e.kind else {
+            continue;
+        };
         let mut h = tar::Header::new_gnu();
         h.set_size(*size);
         h.set_mode(e.mode);
@@ -104,7 +137,19 @@ fn uv_round(work: &Path, uv_cache: &Path, round: &str) -> anyhow::Result<(Durati
     let prefix = work.join(format!("uv-prefix-{round}"));
     let t = Instant::now();
     let ok = Command::new("uv")
-        .args(["pip", "install", "--quiet", "--link-mode=copy", "--only-binary", ":all:", "--python-platform", "x86_64-manylinux_2_36", "--python-version", "3.11", "--prefix"])
+        .args([
+            "pip",
+            "install",
+            "--quiet",
+            "--link-mode=copy",
+            "--only-binary",
+            ":all:",
+            "--python-platform",
+            "x86_64-manylinux_2_36",
+            "--python-version",
+            "3.11",
+            "--prefix",
+        ])
         .arg(&prefix)
         .arg("-r")
         .arg(work.join("req.txt"))
@@ -114,7 +159,14 @@ fn uv_round(work: &Path, uv_cache: &Path, round: &str) -> anyhow::Result<(Durati
     anyhow::ensure!(ok, "uv pip install failed");
     let install = t.elapsed();
     let t = Instant::now();
-    let script = format!("tar -C {} -cf - . | gzip -6 > {}/uv-{round}.tar.gz", prefix.display(), work.display());
-    anyhow::ensure!(Command::new("sh").args(["-c", &script]).status()?.success(), "tar | gzip failed");
+    let script = format!(
+        "tar -C {} -cf - . | gzip -6 > {}/uv-{round}.tar.gz",
+        prefix.display(),
+        work.display()
+    );
+    anyhow::ensure!(
+        Command::new("sh").args(["-c", &script]).status()?.success(),
+        "tar | gzip failed"
+    );
     Ok((install, t.elapsed()))
 }

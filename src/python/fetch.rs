@@ -66,7 +66,10 @@ impl std::fmt::Debug for FetchSettings {
             .field("cache_dir", &self.cache_dir)
             .field("offline", &self.offline)
             .field("concurrency", &self.concurrency)
-            .field("credentials", &format!("<{} hosts>", self.credentials.len()))
+            .field(
+                "credentials",
+                &format!("<{} hosts>", self.credentials.len()),
+            )
             .finish()
     }
 }
@@ -74,18 +77,28 @@ impl std::fmt::Debug for FetchSettings {
 impl FetchSettings {
     /// Settings with a cache directory and no credentials.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
-        FetchSettings { cache_dir: cache_dir.into(), ..Default::default() }
+        FetchSettings {
+            cache_dir: cache_dir.into(),
+            ..Default::default()
+        }
     }
 
     /// Learns credentials from URLs of the form `https://user:pass@host/…`
     /// (index URLs from flags, environment or requirement option lines).
     pub fn add_credentials_from_url(&mut self, raw: &str) {
-        let Ok(url) = url::Url::parse(raw) else { return };
+        let Ok(url) = url::Url::parse(raw) else {
+            return;
+        };
         if url.username().is_empty() {
             return;
         }
         let Some(host) = url.host_str() else { return };
-        let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
         self.credentials.push(HostCredential {
             host: host.to_string(),
             user: decode(url.username()),
@@ -95,7 +108,8 @@ impl FetchSettings {
 
     /// Learns credentials from a netrc file (`machine`, `login`, `password`).
     pub fn add_netrc(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading netrc file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading netrc file {}", path.display()))?;
         let tokens: Vec<&str> = text.split_whitespace().collect();
         let mut current: Option<HostCredential> = None;
         let mut i = 0;
@@ -104,7 +118,11 @@ impl FetchSettings {
             match tokens[i] {
                 "machine" => {
                     self.credentials.extend(current.take());
-                    current = Some(HostCredential { host: value, user: String::new(), password: None });
+                    current = Some(HostCredential {
+                        host: value,
+                        user: String::new(),
+                        password: None,
+                    });
                     i += 1;
                 }
                 "login" => {
@@ -161,12 +179,19 @@ pub struct FetchItem {
 
 /// Obtains every item (cache, local file or download) and returns the local
 /// path of each, in input order. All failures are reported together.
-pub fn fetch_all(items: &[FetchItem], settings: &FetchSettings, progress: ProgressFn) -> Result<Vec<PathBuf>> {
+pub fn fetch_all(
+    items: &[FetchItem],
+    settings: &FetchSettings,
+    progress: ProgressFn,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(settings.cache_dir.join("sha256"))
         .with_context(|| format!("creating cache directory {}", settings.cache_dir.display()))?;
     let results: Vec<Result<PathBuf>> = std::thread::scope(|s| {
         s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             runtime.block_on(fetch_concurrently(items, settings, progress))
         })
         .join()
@@ -181,33 +206,61 @@ pub fn fetch_all(items: &[FetchItem], settings: &FetchSettings, progress: Progre
         }
     }
     if !errors.is_empty() {
-        bail!("{} download(s) failed:\n  - {}", errors.len(), errors.join("\n  - "));
+        bail!(
+            "{} download(s) failed:\n  - {}",
+            errors.len(),
+            errors.join("\n  - ")
+        );
     }
     Ok(paths)
 }
 
-async fn fetch_concurrently(items: &[FetchItem], settings: &FetchSettings, progress: ProgressFn<'_>) -> Result<Vec<Result<PathBuf>>> {
+async fn fetch_concurrently(
+    items: &[FetchItem],
+    settings: &FetchSettings,
+    progress: ProgressFn<'_>,
+) -> Result<Vec<Result<PathBuf>>> {
     let client = reqwest::Client::builder()
         .user_agent(concat!("cogpack/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .context("creating the HTTP client")?;
-    let limit = if settings.concurrency == 0 { 8 } else { settings.concurrency };
-    let futures = items.iter().map(|item| fetch_one(&client, item, settings, progress));
-    Ok(futures::stream::iter(futures).buffered(limit).collect().await)
+    let limit = if settings.concurrency == 0 {
+        8
+    } else {
+        settings.concurrency
+    };
+    let futures = items
+        .iter()
+        .map(|item| fetch_one(&client, item, settings, progress));
+    Ok(futures::stream::iter(futures)
+        .buffered(limit)
+        .collect()
+        .await)
 }
 
-async fn fetch_one(client: &reqwest::Client, item: &FetchItem, settings: &FetchSettings, progress: ProgressFn<'_>) -> Result<PathBuf> {
+async fn fetch_one(
+    client: &reqwest::Client,
+    item: &FetchItem,
+    settings: &FetchSettings,
+    progress: ProgressFn<'_>,
+) -> Result<PathBuf> {
     let name = item.artifact.file_name();
     let a = &item.artifact;
     if let Some(path) = local_path(a) {
         if let Some(expected) = &a.sha256 {
-            let actual = sha256_file(&path).with_context(|| format!("{}: reading {}", item.package, path.display()))?;
+            let actual = sha256_file(&path)
+                .with_context(|| format!("{}: reading {}", item.package, path.display()))?;
             check_digest(&item.package, &name, expected, &actual)?;
         }
         return Ok(path);
     }
-    let url = a.url.as_deref().with_context(|| format!("{}: the lock names neither a URL nor a path for {name}", item.package))?;
+    let url = a.url.as_deref().with_context(|| {
+        format!(
+            "{}: the lock names neither a URL nor a path for {name}",
+            item.package
+        )
+    })?;
     let cache_key = match &a.sha256 {
         Some(h) => h.clone(),
         None => format!("url-{}", hex::encode(Sha256::digest(url.as_bytes()))),
@@ -234,51 +287,99 @@ fn local_path(a: &Artifact) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let url = url::Url::parse(a.url.as_deref()?).ok()?;
-    (url.scheme() == "file").then(|| url.to_file_path().ok()).flatten()
+    (url.scheme() == "file")
+        .then(|| url.to_file_path().ok())
+        .flatten()
 }
 
-async fn download(client: &reqwest::Client, url: &str, item: &FetchItem, settings: &FetchSettings, dest: &Path, progress: ProgressFn<'_>) -> Result<()> {
+async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    item: &FetchItem,
+    settings: &FetchSettings,
+    dest: &Path,
+    progress: ProgressFn<'_>,
+) -> Result<()> {
     let name = item.artifact.file_name();
     let shown = strip_credentials(url);
-    let parsed = url::Url::parse(url).with_context(|| format!("{}: invalid URL {shown}", item.package))?;
+    let parsed =
+        url::Url::parse(url).with_context(|| format!("{}: invalid URL {shown}", item.package))?;
     let mut request = client.get(parsed.clone());
-    if parsed.username().is_empty() {
-        if let Some(c) = settings.credential_for(&parsed) {
-            request = request.basic_auth(&c.user, c.password.as_ref());
-        }
+    if parsed.username().is_empty()
+        && let Some(c) = settings.credential_for(&parsed)
+    {
+        request = request.basic_auth(&c.user, c.password.as_ref());
     }
-    let response = request.send().await.with_context(|| format!("{}: downloading {shown}. Hint: check the network, proxy settings and index URL", item.package))?;
+    let response = request.send().await.with_context(|| {
+        format!(
+            "{}: downloading {shown}. Hint: check the network, proxy settings and index URL",
+            item.package
+        )
+    })?;
     let status = response.status();
     if !status.is_success() {
-        let hint = if status.as_u16() == 401 || status.as_u16() == 403 { "check the index credentials (URL user:password, netrc)" } else { "check that the index still serves this file" };
-        bail!("{}: downloading {shown} failed with HTTP {status}. Hint: {hint}", item.package);
+        let hint = if status.as_u16() == 401 || status.as_u16() == 403 {
+            "check the index credentials (URL user:password, netrc)"
+        } else {
+            "check that the index still serves this file"
+        };
+        bail!(
+            "{}: downloading {shown} failed with HTTP {status}. Hint: {hint}",
+            item.package
+        );
     }
     let total = item.artifact.size.or(response.content_length());
-    progress(&FetchEvent::Started { name: name.clone(), total });
-    let mut tmp = tempfile::NamedTempFile::new_in(dest.parent().context("cache path has no parent")?)?;
+    progress(&FetchEvent::Started {
+        name: name.clone(),
+        total,
+    });
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dest.parent().context("cache path has no parent")?)?;
     let mut hasher = Sha256::new();
     let mut received = 0u64;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| truncated_error(item, &shown, received, total, &e.to_string()))?;
+        let chunk =
+            chunk.map_err(|e| truncated_error(item, &shown, received, total, &e.to_string()))?;
         hasher.update(&chunk);
         tmp.write_all(&chunk)?;
         received += chunk.len() as u64;
-        progress(&FetchEvent::Progress { name: name.clone(), bytes: received });
+        progress(&FetchEvent::Progress {
+            name: name.clone(),
+            bytes: received,
+        });
     }
     if let Some(t) = total.filter(|t| *t != received) {
-        return Err(truncated_error(item, &shown, received, Some(t), "connection closed early"));
+        return Err(truncated_error(
+            item,
+            &shown,
+            received,
+            Some(t),
+            "connection closed early",
+        ));
     }
     if let Some(expected) = &item.artifact.sha256 {
-        check_digest(&item.package, &name, expected, &hex::encode(hasher.finalize()))?;
+        check_digest(
+            &item.package,
+            &name,
+            expected,
+            &hex::encode(hasher.finalize()),
+        )?;
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(dest).with_context(|| format!("storing {} in the cache", dest.display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("storing {} in the cache", dest.display()))?;
     progress(&FetchEvent::Finished { name });
     Ok(())
 }
 
-fn truncated_error(item: &FetchItem, shown: &str, received: u64, total: Option<u64>, why: &str) -> anyhow::Error {
+fn truncated_error(
+    item: &FetchItem,
+    shown: &str,
+    received: u64,
+    total: Option<u64>,
+    why: &str,
+) -> anyhow::Error {
     let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
     anyhow::anyhow!(
         "{}: download of {shown} was truncated after {received}{of} bytes ({why}); nothing was cached. Hint: retry; if it persists, check the proxy or index",
@@ -316,12 +417,30 @@ mod tests {
         let mut s = FetchSettings::new(dir.path());
         s.add_credentials_from_url("https://carol:p%40ss@private.invalid/simple/");
         s.add_netrc(&netrc).unwrap();
-        let cred = |u: &str| s.credential_for(&url::Url::parse(u).unwrap()).map(|c| (c.user.clone(), c.password.clone()));
-        assert_eq!(cred("https://private.invalid/files/x.whl"), Some(("carol".into(), Some("p@ss".into()))));
-        assert_eq!(cred("https://idx.example.invalid/a.whl"), Some(("alice".into(), Some("s3cret".into()))));
-        assert_eq!(cred("https://other.invalid/a.whl"), Some(("bob".into(), Some("pw".into()))));
+        let cred = |u: &str| {
+            s.credential_for(&url::Url::parse(u).unwrap())
+                .map(|c| (c.user.clone(), c.password.clone()))
+        };
+        assert_eq!(
+            cred("https://private.invalid/files/x.whl"),
+            Some(("carol".into(), Some("p@ss".into())))
+        );
+        assert_eq!(
+            cred("https://idx.example.invalid/a.whl"),
+            Some(("alice".into(), Some("s3cret".into())))
+        );
+        assert_eq!(
+            cred("https://other.invalid/a.whl"),
+            Some(("bob".into(), Some("pw".into())))
+        );
         assert_eq!(cred("https://unknown.invalid/a.whl"), None);
-        assert!(!format!("{s:?}").contains("s3cret"), "credentials never printed");
-        assert_eq!(strip_credentials("https://u:p@h.invalid/simple/"), "https://h.invalid/simple/");
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "credentials never printed"
+        );
+        assert_eq!(
+            strip_credentials("https://u:p@h.invalid/simple/"),
+            "https://h.invalid/simple/"
+        );
     }
 }

@@ -57,29 +57,6 @@ pub fn pip_freeze(dists: &[FrozenDist], python_version: (u32, u32)) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn d(name: &str, version: &str) -> FrozenDist {
-        FrozenDist { name: name.into(), version: version.into(), direct_url: None }
-    }
-
-    #[test]
-    fn sorted_case_insensitively_with_defaults_hidden() {
-        let out = pip_freeze(&[d("requests", "2.32.3"), d("PyYAML", "6.0.2"), d("pip", "24.0"), d("setuptools", "65.5.1"), d("wheel", "0.42")], (3, 11));
-        assert_eq!(out, "PyYAML==6.0.2\nrequests==2.32.3\n");
-        let out312 = pip_freeze(&[d("setuptools", "80.0"), d("pip", "24.0")], (3, 12));
-        assert_eq!(out312, "setuptools==80.0\n");
-    }
-
-    #[test]
-    fn versions_are_normalised_and_duplicates_dropped() {
-        let out = pip_freeze(&[d("Foo", "1.0-RC1"), d("foo", "2.0")], (3, 11));
-        assert_eq!(out, "Foo==1.0rc1\n");
-    }
-}
-
 /// Reads the `*.dist-info` directories of an unpacked site-packages
 /// directory (e.g. from a base image) in `pip`'s file-name order, for
 /// [`pip_freeze`].
@@ -94,13 +71,22 @@ pub fn scan_site_packages(dir: &std::path::Path) -> anyhow::Result<Vec<FrozenDis
     names.sort();
     let mut out = Vec::new();
     for info in names {
-        let meta = std::fs::read_to_string(info.join("METADATA")).with_context(|| format!("reading {}/METADATA", info.display()))?;
-        let (name, version) = super::wheel::parse_metadata(&meta).with_context(|| format!("{}/METADATA", info.display()))?;
+        let meta = std::fs::read_to_string(info.join("METADATA"))
+            .with_context(|| format!("reading {}/METADATA", info.display()))?;
+        let (name, version) = super::wheel::parse_metadata(&meta)
+            .with_context(|| format!("{}/METADATA", info.display()))?;
         let direct_url = match std::fs::read_to_string(info.join("direct_url.json")) {
-            Ok(text) => Some(parse_direct_url(&text).with_context(|| format!("{}/direct_url.json", info.display()))?),
+            Ok(text) => Some(
+                parse_direct_url(&text)
+                    .with_context(|| format!("{}/direct_url.json", info.display()))?,
+            ),
             Err(_) => None,
         };
-        out.push(FrozenDist { name, version, direct_url });
+        out.push(FrozenDist {
+            name,
+            version,
+            direct_url,
+        });
     }
     Ok(out)
 }
@@ -109,7 +95,11 @@ pub fn scan_site_packages(dir: &std::path::Path) -> anyhow::Result<Vec<FrozenDis
 pub fn parse_direct_url(text: &str) -> anyhow::Result<DirectUrl> {
     use anyhow::Context as _;
     let v: serde_json::Value = serde_json::from_str(text)?;
-    let url = v.get("url").and_then(|u| u.as_str()).context("no url")?.to_string();
+    let url = v
+        .get("url")
+        .and_then(|u| u.as_str())
+        .context("no url")?
+        .to_string();
     let s = |o: &serde_json::Value, k: &str| o.get(k).and_then(|x| x.as_str()).map(str::to_string);
     if let Some(vcs) = v.get("vcs_info") {
         return Ok(DirectUrl::Vcs {
@@ -120,7 +110,46 @@ pub fn parse_direct_url(text: &str) -> anyhow::Result<DirectUrl> {
         });
     }
     if let Some(archive) = v.get("archive_info") {
-        return Ok(DirectUrl::Archive { url, hash: s(archive, "hash") });
+        return Ok(DirectUrl::Archive {
+            url,
+            hash: s(archive, "hash"),
+        });
     }
     Ok(DirectUrl::Dir { url })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(name: &str, version: &str) -> FrozenDist {
+        FrozenDist {
+            name: name.into(),
+            version: version.into(),
+            direct_url: None,
+        }
+    }
+
+    #[test]
+    fn sorted_case_insensitively_with_defaults_hidden() {
+        let out = pip_freeze(
+            &[
+                d("requests", "2.32.3"),
+                d("PyYAML", "6.0.2"),
+                d("pip", "24.0"),
+                d("setuptools", "65.5.1"),
+                d("wheel", "0.42"),
+            ],
+            (3, 11),
+        );
+        assert_eq!(out, "PyYAML==6.0.2\nrequests==2.32.3\n");
+        let out312 = pip_freeze(&[d("setuptools", "80.0"), d("pip", "24.0")], (3, 12));
+        assert_eq!(out312, "setuptools==80.0\n");
+    }
+
+    #[test]
+    fn versions_are_normalised_and_duplicates_dropped() {
+        let out = pip_freeze(&[d("Foo", "1.0-RC1"), d("foo", "2.0")], (3, 11));
+        assert_eq!(out, "Foo==1.0rc1\n");
+    }
 }

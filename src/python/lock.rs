@@ -42,7 +42,11 @@ pub struct Artifact {
 impl Artifact {
     /// The file name (last path or URL component, without query/fragment).
     pub fn file_name(&self) -> String {
-        let raw = self.url.as_deref().or(self.path.as_deref()).unwrap_or_default();
+        let raw = self
+            .url
+            .as_deref()
+            .or(self.path.as_deref())
+            .unwrap_or_default();
         let raw = raw.split(['#', '?']).next().unwrap_or(raw);
         raw.rsplit('/').next().unwrap_or(raw).to_string()
     }
@@ -147,7 +151,12 @@ pub enum LockMode {
 }
 
 /// Fingerprint of everything a resolution depends on.
-pub fn inputs_fingerprint(inputs: &PythonInputs, target: &PythonTarget, index: &IndexSettings, project_dir: &Path) -> String {
+pub fn inputs_fingerprint(
+    inputs: &PythonInputs,
+    target: &PythonTarget,
+    index: &IndexSettings,
+    project_dir: &Path,
+) -> String {
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         h.update(name.as_bytes());
@@ -179,13 +188,18 @@ pub fn inputs_fingerprint(inputs: &PythonInputs, target: &PythonTarget, index: &
 
 /// Local files named by requirement lines (wheels and sdists in the project).
 fn local_paths(inputs: &PythonInputs, project_dir: &Path) -> Vec<PathBuf> {
-    let lines = inputs.requirements.lines().chain(inputs.cog_runtime.iter().map(String::as_str));
+    let lines = inputs
+        .requirements
+        .lines()
+        .chain(inputs.cog_runtime.iter().map(String::as_str));
     lines
         .filter_map(|l| {
             let token = l.split('#').next()?.trim();
             let token = token.rsplit(" @ ").next()?.trim();
             let token = token.strip_prefix("file://").unwrap_or(token);
-            let is_archive = [".whl", ".tar.gz", ".zip"].iter().any(|s| token.ends_with(s));
+            let is_archive = [".whl", ".tar.gz", ".zip"]
+                .iter()
+                .any(|s| token.ends_with(s));
             (is_archive && !token.contains("://")).then(|| project_dir.join(token))
         })
         .filter(|p| p.is_file())
@@ -200,9 +214,16 @@ pub fn find_uv(explicit: Option<&Path>) -> Result<PathBuf> {
             .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("uv")).find(|p| p.is_file()))
             .context("the `uv` resolver was not found on PATH. Hint: install it with `pip install uv` (or see https://docs.astral.sh/uv/) and retry")?,
     };
-    let ok = Command::new(&candidate).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
-        bail!("{} --version failed. Hint: reinstall uv with `pip install uv`", candidate.display());
+        bail!(
+            "{} --version failed. Hint: reinstall uv with `pip install uv`",
+            candidate.display()
+        );
     }
     Ok(candidate)
 }
@@ -218,7 +239,11 @@ pub fn ensure_lock(
     uv: Option<&Path>,
 ) -> Result<Lock> {
     let fingerprint = inputs_fingerprint(inputs, target, index, project_dir);
-    let existing = if lock_path.exists() { Some(read_lock(lock_path)?) } else { None };
+    let existing = if lock_path.exists() {
+        Some(read_lock(lock_path)?)
+    } else {
+        None
+    };
     match existing {
         Some(lock) if lock.inputs_sha256 == fingerprint => return Ok(lock),
         Some(_) if mode != LockMode::Update => bail!(
@@ -233,7 +258,15 @@ pub fn ensure_lock(
         _ => {}
     }
     let uv = find_uv(uv)?;
-    resolve(&uv, inputs, target, index, project_dir, lock_path, &fingerprint)?;
+    resolve(
+        &uv,
+        inputs,
+        target,
+        index,
+        project_dir,
+        lock_path,
+        &fingerprint,
+    )?;
     read_lock(lock_path)
 }
 
@@ -254,20 +287,48 @@ fn resolve(
         requirements.push('\n');
         requirements.push_str(spec);
     }
-    let main = compile(uv, &requirements, target, index, project_dir, lock_dir, inputs.prerelease)?;
-    let uv_part = compile(uv, &format!("uv=={UV_VERSION}"), target, index, project_dir, lock_dir, false)?;
-    let mut text = main;
+    let main = compile(
+        uv,
+        &requirements,
+        target,
+        index,
+        project_dir,
+        lock_dir,
+        inputs.prerelease,
+    )?;
+    let uv_part = compile(
+        uv,
+        &format!("uv=={UV_VERSION}"),
+        target,
+        index,
+        project_dir,
+        lock_dir,
+        false,
+    )?;
+    // An empty resolution is written as `packages = []`, which would clash
+    // with the `[[packages]]` table appended below.
+    let mut text: String = main
+        .lines()
+        .filter(|l| l.trim() != "packages = []")
+        .map(|l| format!("{l}\n"))
+        .collect();
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    let uv_packages = uv_part.find("[[packages]]").map(|i| &uv_part[i..]).unwrap_or_default();
+    let uv_packages = uv_part
+        .find("[[packages]]")
+        .map(|i| &uv_part[i..])
+        .unwrap_or_default();
     text.push('\n');
     text.push_str(uv_packages.trim_end());
     text.push_str("\n\n[packages.tool.cogpack]\nrole = \"uv-binaries\"\n");
-    text.push_str(&format!("\n[tool.cogpack]\ninputs-sha256 = \"{fingerprint}\"\nuv-version = \"{UV_VERSION}\"\n"));
+    text.push_str(&format!(
+        "\n[tool.cogpack]\ninputs-sha256 = \"{fingerprint}\"\nuv-version = \"{UV_VERSION}\"\n"
+    ));
     let mut tmp = tempfile::NamedTempFile::new_in(lock_dir)?;
     tmp.write_all(text.as_bytes())?;
-    tmp.persist(lock_path).with_context(|| format!("writing {}", lock_path.display()))?;
+    tmp.persist(lock_path)
+        .with_context(|| format!("writing {}", lock_path.display()))?;
     Ok(())
 }
 
@@ -281,31 +342,59 @@ fn compile(
     lock_dir: &Path,
     prerelease: bool,
 ) -> Result<String> {
-    let scratch = tempfile::Builder::new().prefix(".cogpack-resolve").tempdir_in(lock_dir)?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".cogpack-resolve")
+        .tempdir_in(lock_dir)?;
     let out = scratch.path().join("pylock.toml");
     let constraints = scratch.path().join("constraints.txt");
-    let pins: String = target.base_distributions.iter().map(|d| format!("{}=={}\n", d.name, d.version)).collect();
+    let pins: String = target
+        .base_distributions
+        .iter()
+        .map(|d| format!("{}=={}\n", d.name, d.version))
+        .collect();
     std::fs::write(&constraints, pins)?;
     let mut cmd = Command::new(uv);
     cmd.current_dir(project_dir)
-        .args(["pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes", "--format", "pylock.toml"])
+        .args([
+            "pip",
+            "compile",
+            "-",
+            "--quiet",
+            "--no-header",
+            "--generate-hashes",
+            "--format",
+            "pylock.toml",
+        ])
         .args(["--index-strategy", "unsafe-best-match", "--python-platform"])
         .arg(target.uv_platform())
         .args(["--python-version", &target.python_version, "-o"])
         .arg(&out)
         .arg("-c")
         .arg(&constraints);
+    // Through the environment, not argv: index URLs may carry credentials
+    // and argv is visible to every user of the machine.
     if let Some(url) = &index.index_url {
-        cmd.args(["--index-url", url]);
+        cmd.env("UV_INDEX_URL", url);
     }
-    for url in &index.extra_index_urls {
-        cmd.args(["--extra-index-url", url]);
+    if !index.extra_index_urls.is_empty() {
+        cmd.env("UV_EXTRA_INDEX_URL", index.extra_index_urls.join(" "));
+    }
+    if let Some(netrc) = &index.netrc {
+        cmd.env("NETRC", netrc);
     }
     if prerelease {
         cmd.args(["--prerelease", "allow"]);
     }
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    child.stdin.take().context("uv stdin")?.write_all(requirements.as_bytes())?;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("uv stdin")?
+        .write_all(requirements.as_bytes())?;
     let output = child.wait_with_output()?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -326,9 +415,14 @@ fn relocate_paths(text: &str) -> String {
 
 /// Parses a lock file.
 pub fn read_lock(path: &Path) -> Result<Lock> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("{} is not valid TOML. Hint: delete it and build again to re-resolve", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not valid TOML. Hint: delete it and build again to re-resolve",
+            path.display()
+        )
+    })?;
     let inputs_sha256 = doc
         .get("tool")
         .and_then(|t| t.get("cogpack"))
@@ -337,16 +431,38 @@ pub fn read_lock(path: &Path) -> Result<Lock> {
         .unwrap_or_default()
         .to_string();
     let mut packages = Vec::new();
-    for (i, p) in doc.get("packages").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
-        packages.push(parse_package(p).with_context(|| format!("{}: packages[{i}]", path.display()))?);
+    for (i, p) in doc
+        .get("packages")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        packages
+            .push(parse_package(p).with_context(|| format!("{}: packages[{i}]", path.display()))?);
     }
-    Ok(Lock { path: path.to_path_buf(), inputs_sha256, packages })
+    Ok(Lock {
+        path: path.to_path_buf(),
+        inputs_sha256,
+        packages,
+    })
 }
 
 fn parse_package(p: &toml::Value) -> Result<LockedPackage> {
-    let name = p.get("name").and_then(|v| v.as_str()).context("missing name")?.to_string();
-    let version = p.get("version").and_then(|v| v.as_str()).map(str::to_string);
-    let tool_role = p.get("tool").and_then(|t| t.get("cogpack")).and_then(|t| t.get("role")).and_then(|v| v.as_str());
+    let name = p
+        .get("name")
+        .and_then(|v| v.as_str())
+        .context("missing name")?
+        .to_string();
+    let version = p
+        .get("version")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let tool_role = p
+        .get("tool")
+        .and_then(|t| t.get("cogpack"))
+        .and_then(|t| t.get("role"))
+        .and_then(|v| v.as_str());
     let role = match (tool_role, canonical_name(&name).as_str()) {
         (Some("uv-binaries"), _) => Role::UvBinaries,
         (_, "cog" | "coglet") => Role::CogRuntime,
@@ -362,12 +478,28 @@ fn parse_package(p: &toml::Value) -> Result<LockedPackage> {
     } else if let Some(a) = p.get("archive") {
         Source::Archive(parse_artifact(a))
     } else if let Some(d) = p.get("directory") {
-        Source::Directory { path: str_field(d, "path").context("directory.path missing")? }
+        Source::Directory {
+            path: str_field(d, "path").context("directory.path missing")?,
+        }
     } else {
-        let wheels = p.get("wheels").and_then(|v| v.as_array()).into_iter().flatten().map(parse_artifact).collect();
-        Source::Index { wheels, sdist: p.get("sdist").map(parse_artifact) }
+        let wheels = p
+            .get("wheels")
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(parse_artifact)
+            .collect();
+        Source::Index {
+            wheels,
+            sdist: p.get("sdist").map(parse_artifact),
+        }
     };
-    Ok(LockedPackage { name, version, role, source })
+    Ok(LockedPackage {
+        name,
+        version,
+        role,
+        source,
+    })
 }
 
 fn str_field(v: &toml::Value, key: &str) -> Option<String> {
@@ -378,7 +510,11 @@ fn parse_artifact(v: &toml::Value) -> Artifact {
     Artifact {
         url: str_field(v, "url"),
         path: str_field(v, "path"),
-        sha256: v.get("hashes").and_then(|h| h.get("sha256")).and_then(|x| x.as_str()).map(str::to_string),
+        sha256: v
+            .get("hashes")
+            .and_then(|h| h.get("sha256"))
+            .and_then(|x| x.as_str())
+            .map(str::to_string),
         size: v.get("size").and_then(|x| x.as_integer()).map(|n| n as u64),
     }
 }

@@ -88,15 +88,33 @@ enum Plan {
 
 enum SourcePlan {
     Sdist(Artifact),
-    Git { url: String, commit: String, subdirectory: Option<String> },
+    Git {
+        url: String,
+        commit: String,
+        subdirectory: Option<String>,
+    },
     Directory(PathBuf),
 }
 
 /// Resolves (or reads the lock), fetches, builds and installs; returns the
 /// entries of the three layers. `progress` receives download events.
-pub fn build_python_layers(req: &PythonBuildRequest, progress: fetch::ProgressFn) -> Result<PythonLayers> {
-    let lock_path = req.lock_path.clone().unwrap_or_else(|| req.project_dir.join(lock::LOCK_FILE_NAME));
-    let lock = lock::ensure_lock(&req.inputs, &req.target, &req.index, &req.project_dir, &lock_path, req.mode, req.uv.as_deref())?;
+pub fn build_python_layers(
+    req: &PythonBuildRequest,
+    progress: fetch::ProgressFn,
+) -> Result<PythonLayers> {
+    let lock_path = req
+        .lock_path
+        .clone()
+        .unwrap_or_else(|| req.project_dir.join(lock::LOCK_FILE_NAME));
+    let lock = lock::ensure_lock(
+        &req.inputs,
+        &req.target,
+        &req.index,
+        &req.project_dir,
+        &lock_path,
+        req.mode,
+        req.uv.as_deref(),
+    )?;
     let mut warnings = Vec::new();
     let packages = packages_to_install(&lock, &req.target, &mut warnings);
     let supported = req.target.supported_tags()?;
@@ -112,27 +130,41 @@ pub fn build_python_layers(req: &PythonBuildRequest, progress: fetch::ProgressFn
         .zip(wheels.par_iter())
         .map(|(p, w)| {
             let direct = direct_url_for(p, &req.project_dir, lock.base_dir());
-            wheel::install_wheel(w, &req.target, direct).map(|i| (p.role, i)).with_context(|| format!("installing {}", p.name))
+            wheel::install_wheel(w, &req.target, direct)
+                .map(|i| (p.role, i))
+                .with_context(|| format!("installing {}", p.name))
         })
         .collect::<Result<_>>()?;
     assemble(req, lock, installed, warnings)
 }
 
 /// Locked packages minus those the base image already has.
-fn packages_to_install(lock: &Lock, target: &PythonTarget, warnings: &mut Vec<String>) -> Vec<LockedPackage> {
-    let base: BTreeMap<String, &str> = target.base_distributions.iter().map(|d| (canonical_name(&d.name), d.version.as_str())).collect();
+fn packages_to_install(
+    lock: &Lock,
+    target: &PythonTarget,
+    warnings: &mut Vec<String>,
+) -> Vec<LockedPackage> {
+    let base: BTreeMap<String, &str> = target
+        .base_distributions
+        .iter()
+        .map(|d| (canonical_name(&d.name), d.version.as_str()))
+        .collect();
     let mut out: Vec<LockedPackage> = Vec::new();
     for p in &lock.packages {
         match (p.role, base.get(&canonical_name(&p.name))) {
             (Role::UvBinaries, _) | (_, None) => out.push(p.clone()),
             (_, Some(v)) => {
                 if p.version.as_deref() != Some(*v) {
-                    warnings.push(format!("{} {} is locked but the base image has {v}; keeping the base image's copy", p.name, p.version.as_deref().unwrap_or("?")));
+                    warnings.push(format!(
+                        "{} {} is locked but the base image has {v}; keeping the base image's copy",
+                        p.name,
+                        p.version.as_deref().unwrap_or("?")
+                    ));
                 }
             }
         }
     }
-    out.sort_by(|a, b| (a.role, canonical_name(&a.name)).cmp(&(b.role, canonical_name(&b.name))));
+    out.sort_by_key(|p| (p.role, canonical_name(&p.name)));
     out
 }
 
@@ -141,7 +173,12 @@ fn plan_package(p: &LockedPackage, supported: &[String], base_dir: &Path) -> Res
     let best_wheel = |wheels: &[Artifact]| {
         wheels
             .iter()
-            .filter_map(|w| WheelName::parse(&w.file_name()).ok().and_then(|n| n.rank(supported)).map(|r| (r, w)))
+            .filter_map(|w| {
+                WheelName::parse(&w.file_name())
+                    .ok()
+                    .and_then(|n| n.rank(supported))
+                    .map(|r| (r, w))
+            })
             .min_by_key(|(r, _)| *r)
             .map(|(_, w)| w.clone())
     };
@@ -160,12 +197,25 @@ fn plan_package(p: &LockedPackage, supported: &[String], base_dir: &Path) -> Res
         },
         Source::Archive(a) if a.file_name().ends_with(".whl") => {
             if best_wheel(std::slice::from_ref(a)).is_none() {
-                bail!("{}: wheel {} does not fit the target image's Python and platform. Hint: use a wheel built for it", p.name, a.file_name());
+                bail!(
+                    "{}: wheel {} does not fit the target image's Python and platform. Hint: use a wheel built for it",
+                    p.name,
+                    a.file_name()
+                );
             }
             Ok(Plan::Wheel(a.clone()))
         }
         Source::Archive(a) => Ok(Plan::Source(SourcePlan::Sdist(a.clone()))),
-        Source::Vcs { url, commit, subdirectory, .. } => Ok(Plan::Source(SourcePlan::Git { url: url.clone(), commit: commit.clone(), subdirectory: subdirectory.clone() })),
+        Source::Vcs {
+            url,
+            commit,
+            subdirectory,
+            ..
+        } => Ok(Plan::Source(SourcePlan::Git {
+            url: url.clone(),
+            commit: commit.clone(),
+            subdirectory: subdirectory.clone(),
+        })),
         Source::Directory { path } => Ok(Plan::Source(SourcePlan::Directory(base_dir.join(path)))),
     }
 }
@@ -174,7 +224,12 @@ fn fetch_settings(req: &PythonBuildRequest) -> Result<FetchSettings> {
     let mut s = FetchSettings::new(req.cache_dir.join("wheels"));
     s.offline = req.mode == LockMode::Offline;
     s.concurrency = req.concurrency;
-    for url in req.index.index_url.iter().chain(&req.index.extra_index_urls) {
+    for url in req
+        .index
+        .index_url
+        .iter()
+        .chain(&req.index.extra_index_urls)
+    {
         s.add_credentials_from_url(url);
     }
     for line in req.inputs.requirements.lines() {
@@ -196,7 +251,13 @@ fn fetch_settings(req: &PythonBuildRequest) -> Result<FetchSettings> {
 
 /// Fetches every archive the plans need; returns one path per plan (None
 /// for plans without an archive).
-fn fetch_artifacts(packages: &[LockedPackage], plans: &[Plan], base_dir: &Path, settings: &FetchSettings, progress: fetch::ProgressFn) -> Result<Vec<Option<PathBuf>>> {
+fn fetch_artifacts(
+    packages: &[LockedPackage],
+    plans: &[Plan],
+    base_dir: &Path,
+    settings: &FetchSettings,
+    progress: fetch::ProgressFn,
+) -> Result<Vec<Option<PathBuf>>> {
     let mut items = Vec::new();
     let mut slots = Vec::new();
     for (p, plan) in packages.iter().zip(plans) {
@@ -208,17 +269,30 @@ fn fetch_artifacts(packages: &[LockedPackage], plans: &[Plan], base_dir: &Path, 
             }
         };
         let mut artifact = artifact.clone();
-        artifact.path = artifact.path.map(|rel| base_dir.join(rel).to_string_lossy().into_owned());
+        artifact.path = artifact
+            .path
+            .map(|rel| base_dir.join(rel).to_string_lossy().into_owned());
         slots.push(Some(items.len()));
-        items.push(fetch::FetchItem { package: p.name.clone(), artifact });
+        items.push(fetch::FetchItem {
+            package: p.name.clone(),
+            artifact,
+        });
     }
     let paths = fetch::fetch_all(&items, settings, progress)?;
-    Ok(slots.into_iter().map(|s| s.map(|i| paths[i].clone())).collect())
+    Ok(slots
+        .into_iter()
+        .map(|s| s.map(|i| paths[i].clone()))
+        .collect())
 }
 
 /// Turns fetched wheels and built sources into one wheel path per package;
 /// every build refusal is reported together.
-fn obtain_wheels(req: &PythonBuildRequest, packages: &[LockedPackage], plans: Vec<Plan>, fetched: Vec<Option<PathBuf>>) -> Result<Vec<PathBuf>> {
+fn obtain_wheels(
+    req: &PythonBuildRequest,
+    packages: &[LockedPackage],
+    plans: Vec<Plan>,
+    fetched: Vec<Option<PathBuf>>,
+) -> Result<Vec<PathBuf>> {
     let mut wheels = Vec::new();
     let mut needs_compiler = Vec::new();
     let mut failures = Vec::new();
@@ -235,15 +309,33 @@ fn obtain_wheels(req: &PythonBuildRequest, packages: &[LockedPackage], plans: Ve
                     Some(h) => h.clone(),
                     None => fetch::sha256_file(&archive)?,
                 };
-                build::BuildSource::Sdist { archive, file_name: a.file_name(), sha256 }
+                build::BuildSource::Sdist {
+                    archive,
+                    file_name: a.file_name(),
+                    sha256,
+                }
             }
-            Plan::Source(SourcePlan::Git { url, commit, subdirectory }) => build::BuildSource::Git { url, commit, subdirectory },
+            Plan::Source(SourcePlan::Git {
+                url,
+                commit,
+                subdirectory,
+            }) => build::BuildSource::Git {
+                url,
+                commit,
+                subdirectory,
+            },
             Plan::Source(SourcePlan::Directory(d)) => build::BuildSource::Directory(d),
         };
         if uv.is_none() {
             uv = Some(lock::find_uv(req.uv.as_deref())?);
         }
-        match build::build_wheel(uv.as_deref().expect("set above"), &p.name, &source, &req.cache_dir, req.mode == LockMode::Offline) {
+        match build::build_wheel(
+            uv.as_deref().expect("set above"),
+            &p.name,
+            &source,
+            &req.cache_dir,
+            req.mode == LockMode::Offline,
+        ) {
             Ok(w) => wheels.push(w),
             Err(build::BuildError::NeedsCompiler { package }) => needs_compiler.push(package),
             Err(e) => failures.push(e.to_string()),
@@ -257,7 +349,10 @@ fn obtain_wheels(req: &PythonBuildRequest, packages: &[LockedPackage], plans: Ve
         ));
     }
     if !failures.is_empty() {
-        bail!("building Python packages from source failed:\n  - {}", failures.join("\n  - "));
+        bail!(
+            "building Python packages from source failed:\n  - {}",
+            failures.join("\n  - ")
+        );
     }
     Ok(wheels)
 }
@@ -275,20 +370,30 @@ fn direct_url_for(p: &LockedPackage, project_dir: &Path, base_dir: &Path) -> Opt
             let hash = a.url.as_deref().and_then(|u| split_hash_fragment(u).1);
             Some(DirectUrl::Archive { url, hash })
         }
-        Source::Vcs { url, commit, requested_revision, .. } => Some(DirectUrl::Vcs {
+        Source::Vcs {
+            url,
+            commit,
+            requested_revision,
+            ..
+        } => Some(DirectUrl::Vcs {
             vcs: "git".into(),
             url: fetch::strip_credentials(url),
             commit_id: commit.clone(),
             requested_revision: requested_revision.clone(),
         }),
-        Source::Directory { path } => Some(DirectUrl::Dir { url: image_file_url(p.role, &base_dir.join(path), project_dir) }),
+        Source::Directory { path } => Some(DirectUrl::Dir {
+            url: image_file_url(p.role, &base_dir.join(path), project_dir),
+        }),
     }
 }
 
 /// `https://x/y.whl#sha256=abc` → (`https://x/y.whl`, `Some("sha256=abc")`).
 fn split_hash_fragment(url: &str) -> (String, Option<String>) {
     match url.split_once('#') {
-        Some((base, frag)) => (base.to_string(), frag.starts_with("sha256=").then(|| frag.to_string())),
+        Some((base, frag)) => (
+            base.to_string(),
+            frag.starts_with("sha256=").then(|| frag.to_string()),
+        ),
         None => (url.to_string(), None),
     }
 }
@@ -298,7 +403,10 @@ fn image_file_url(role: Role, host_path: &Path, project_dir: &Path) -> String {
     let norm = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let file = norm(host_path);
     if role == Role::CogRuntime {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         return format!("file:///tmp/{name}");
     }
     match file.strip_prefix(norm(project_dir)) {
@@ -308,41 +416,88 @@ fn image_file_url(role: Role, host_path: &Path, project_dir: &Path) -> String {
 }
 
 /// Splits installed wheels into the three layers and computes `pip freeze`.
-fn assemble(req: &PythonBuildRequest, lock: Lock, installed: Vec<(Role, InstalledWheel)>, mut warnings: Vec<String>) -> Result<PythonLayers> {
+fn assemble(
+    req: &PythonBuildRequest,
+    lock: Lock,
+    installed: Vec<(Role, InstalledWheel)>,
+    mut warnings: Vec<String>,
+) -> Result<PythonLayers> {
     let mut layers: BTreeMap<Role, BTreeMap<String, (String, Entry)>> = BTreeMap::new();
     let mut dists = Vec::new();
     for (role, wheel) in installed {
         let layer = layers.entry(role).or_default();
-        let entries = if role == Role::UvBinaries { uv_binaries(&wheel, &req.target)? } else { wheel.entries };
+        let entries = if role == Role::UvBinaries {
+            uv_binaries(&wheel, &req.target)?
+        } else {
+            wheel.entries
+        };
         for e in entries {
-            if let Some((previous, _)) = layer.insert(e.path.clone(), (wheel.name.clone(), e.clone())) {
-                warnings.push(format!("/{} from {} overwrites the file installed by {previous}", e.path, wheel.name));
+            if let Some((previous, _)) =
+                layer.insert(e.path.clone(), (wheel.name.clone(), e.clone()))
+            {
+                warnings.push(format!(
+                    "/{} from {} overwrites the file installed by {previous}",
+                    e.path, wheel.name
+                ));
             }
         }
         if role != Role::UvBinaries {
-            dists.push(FrozenDist { name: wheel.name, version: wheel.version, direct_url: wheel.direct_url });
+            dists.push(FrozenDist {
+                name: wheel.name,
+                version: wheel.version,
+                direct_url: wheel.direct_url,
+            });
         }
     }
-    let mut take = |role| layers.remove(&role).map(|m| m.into_values().map(|(_, e)| e).collect()).unwrap_or_default();
-    let (dependencies, cog_runtime, uv_binaries) = (take(Role::Dependencies), take(Role::CogRuntime), take(Role::UvBinaries));
+    let mut take = |role| {
+        layers
+            .remove(&role)
+            .map(|m| m.into_values().map(|(_, e)| e).collect())
+            .unwrap_or_default()
+    };
+    let (dependencies, cog_runtime, uv_binaries) = (
+        take(Role::Dependencies),
+        take(Role::CogRuntime),
+        take(Role::UvBinaries),
+    );
     let mut all: Vec<FrozenDist> = req
         .target
         .base_distributions
         .iter()
-        .map(|b| FrozenDist { name: b.name.clone(), version: b.version.clone(), direct_url: None })
+        .map(|b| FrozenDist {
+            name: b.name.clone(),
+            version: b.version.clone(),
+            direct_url: None,
+        })
         .collect();
     all.extend(dists.iter().cloned());
     let pip_freeze = freeze::pip_freeze(&all, req.target.version_pair()?);
-    Ok(PythonLayers { dependencies, cog_runtime, uv_binaries, installed: dists, pip_freeze, warnings, lock })
+    Ok(PythonLayers {
+        dependencies,
+        cog_runtime,
+        uv_binaries,
+        installed: dists,
+        pip_freeze,
+        warnings,
+        lock,
+    })
 }
 
 /// Only `uv` and `uvx` from the uv wheel's scripts, in the bin directory.
 fn uv_binaries(wheel: &InstalledWheel, target: &PythonTarget) -> Result<Vec<Entry>> {
     let bin = target.bin_dir.trim_matches('/');
     let wanted = [format!("{bin}/uv"), format!("{bin}/uvx")];
-    let out: Vec<Entry> = wheel.entries.iter().filter(|e| wanted.contains(&e.path)).cloned().collect();
+    let out: Vec<Entry> = wheel
+        .entries
+        .iter()
+        .filter(|e| wanted.contains(&e.path))
+        .cloned()
+        .collect();
     if out.len() != 2 {
-        bail!("the uv {} wheel does not contain both uv and uvx scripts; cannot provide /usr/local/bin/uv", wheel.version);
+        bail!(
+            "the uv {} wheel does not contain both uv and uvx scripts; cannot provide /usr/local/bin/uv",
+            wheel.version
+        );
     }
     Ok(out)
 }
@@ -373,7 +528,9 @@ pub fn materialize(entries: &[Entry], root: &Path) -> Result<()> {
                 std::fs::create_dir_all(dest.parent().context("entry without parent")?)?;
                 std::os::unix::fs::symlink(target, &dest)?;
             }
-            crate::layer::EntryKind::Hardlink { target } => std::fs::hard_link(root.join(target), &dest)?,
+            crate::layer::EntryKind::Hardlink { target } => {
+                std::fs::hard_link(root.join(target), &dest)?
+            }
             crate::layer::EntryKind::Whiteout => {}
         }
     }

@@ -51,13 +51,19 @@ impl PythonTarget {
 
     /// `(major, minor)` of the target interpreter.
     pub fn version_pair(&self) -> Result<(u32, u32)> {
-        let (major, minor) = self
-            .python_version
-            .split_once('.')
-            .with_context(|| format!("python version {:?} is not major.minor", self.python_version))?;
+        let (major, minor) = self.python_version.split_once('.').with_context(|| {
+            format!(
+                "python version {:?} is not major.minor",
+                self.python_version
+            )
+        })?;
         let parse = |s: &str| {
-            s.parse::<u32>()
-                .with_context(|| format!("python version {:?} is not major.minor", self.python_version))
+            s.parse::<u32>().with_context(|| {
+                format!(
+                    "python version {:?} is not major.minor",
+                    self.python_version
+                )
+            })
         };
         Ok((parse(major)?, parse(minor)?))
     }
@@ -84,7 +90,10 @@ impl PythonTarget {
     pub fn supported_tags(&self) -> Result<Vec<String>> {
         let (major, minor) = self.version_pair()?;
         if major != 3 {
-            bail!("python version {} is not supported; use 3.x", self.python_version);
+            bail!(
+                "python version {} is not supported; use 3.x",
+                self.python_version
+            );
         }
         let platforms = manylinux_platforms(self.resolver_glibc());
         let cp = format!("cp{major}{minor}");
@@ -156,7 +165,9 @@ impl WheelName {
             .with_context(|| format!("{file_name:?} is not a wheel file name (no .whl suffix)"))?;
         let parts: Vec<&str> = stem.split('-').collect();
         if parts.len() != 5 && parts.len() != 6 {
-            bail!("{file_name:?} is not a valid wheel file name (expected name-version-python-abi-platform.whl)");
+            bail!(
+                "{file_name:?} is not a valid wheel file name (expected name-version-python-abi-platform.whl)"
+            );
         }
         let n = parts.len();
         let mut tags = Vec::new();
@@ -217,7 +228,10 @@ mod tests {
         let tags = t.supported_tags().unwrap();
         assert_eq!(tags[0], "cp311-cp311-manylinux_2_36_x86_64");
         assert_eq!(t.uv_platform(), "x86_64-manylinux_2_36");
-        assert_eq!(PythonTarget::usr_local("3.11", (2, 30)).uv_platform(), "x86_64-manylinux_2_28");
+        assert_eq!(
+            PythonTarget::usr_local("3.11", (2, 30)).uv_platform(),
+            "x86_64-manylinux_2_28"
+        );
         let pos = |s: &str| tags.iter().position(|t| t == s).unwrap();
         assert!(pos("cp311-cp311-manylinux2014_x86_64") < pos("cp311-abi3-manylinux_2_28_x86_64"));
         assert!(pos("cp37-abi3-manylinux1_x86_64") < pos("py3-none-any"));
@@ -228,7 +242,10 @@ mod tests {
 
     #[test]
     fn wheel_names_expand_compressed_tags() {
-        let w = WheelName::parse("PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").unwrap();
+        let w = WheelName::parse(
+            "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        )
+        .unwrap();
         assert_eq!(w.distribution, "PyYAML");
         assert_eq!(w.tags.len(), 2);
         assert!(WheelName::parse("bad.whl").is_err());

@@ -76,7 +76,12 @@ impl DirectUrl {
             DirectUrl::Archive { url, hash: None } => {
                 format!("{{\"archive_info\": {{}}, \"url\": {}}}", q(url))
             }
-            DirectUrl::Vcs { vcs, url, commit_id, requested_revision } => {
+            DirectUrl::Vcs {
+                vcs,
+                url,
+                commit_id,
+                requested_revision,
+            } => {
                 let rev = requested_revision
                     .as_deref()
                     .map(|r| format!(", \"requested_revision\": {}", q(r)))
@@ -98,7 +103,12 @@ impl DirectUrl {
         match self {
             DirectUrl::Archive { url, hash: Some(h) } => format!("{url}#{h}"),
             DirectUrl::Archive { url, hash: None } | DirectUrl::Dir { url } => url.clone(),
-            DirectUrl::Vcs { vcs, url, commit_id, .. } => format!("{vcs}+{url}@{commit_id}"),
+            DirectUrl::Vcs {
+                vcs,
+                url,
+                commit_id,
+                ..
+            } => format!("{vcs}+{url}@{commit_id}"),
         }
     }
 }
@@ -118,7 +128,9 @@ impl MemberLocation {
         file.seek(SeekFrom::Start(self.data_start))?;
         let raw = file.take(self.compressed_size);
         if self.deflated {
-            Ok(Box::new(flate2::read::DeflateDecoder::new(io::BufReader::new(raw))))
+            Ok(Box::new(flate2::read::DeflateDecoder::new(
+                io::BufReader::new(raw),
+            )))
         } else {
             Ok(Box::new(raw))
         }
@@ -133,6 +145,55 @@ impl MemberLocation {
         let mut out = Vec::new();
         self.open()?.read_to_end(&mut out)?;
         Ok(out)
+    }
+}
+
+/// Opens a member whose bytes are checked, as they stream into the layer,
+/// against the hash the wheel's RECORD gives: a mismatch fails the read at
+/// end of file (as pip refuses such a wheel), at no extra pass over the data.
+fn verifying_open_fn(location: MemberLocation, record_hash: &str, member: &str) -> Result<OpenFn> {
+    let expected: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(record_hash)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| {
+            format!("RECORD hash {record_hash:?} of {member} is not a sha256 digest")
+        })?;
+    let member = Arc::<str>::from(member);
+    let wheel = location.wheel.clone();
+    Ok(Arc::new(move || {
+        Ok(Box::new(VerifyingReader {
+            inner: location.open()?,
+            hasher: Sha256::new(),
+            expected,
+            what: format!("{} in {}", member, wheel.display()),
+        }) as Box<dyn Read + Send>)
+    }))
+}
+
+/// A reader that fails at end of input when the content's sha256 differs.
+struct VerifyingReader {
+    inner: Box<dyn Read + Send>,
+    hasher: Sha256,
+    expected: [u8; 32],
+    what: String,
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+        } else if !buf.is_empty() {
+            let actual: [u8; 32] = self.hasher.clone().finalize().into();
+            if actual != self.expected {
+                return Err(io::Error::other(format!(
+                    "{} does not match the hash in the wheel's RECORD; the wheel is corrupt or was tampered with. Hint: delete it from the cache and rebuild",
+                    self.what
+                )));
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -157,7 +218,8 @@ pub fn install_wheel(
     let dist_info = find_dist_info(&members).with_context(|| format!("wheel {shown}"))?;
     let meta_text = member_text(&members, &format!("{dist_info}/METADATA"))
         .with_context(|| format!("wheel {shown}: reading METADATA"))?;
-    let (name, version) = parse_metadata(&meta_text).with_context(|| format!("wheel {shown}: METADATA"))?;
+    let (name, version) =
+        parse_metadata(&meta_text).with_context(|| format!("wheel {shown}: METADATA"))?;
     let record = member_text(&members, &format!("{dist_info}/RECORD"))
         .map(|t| parse_record(&t))
         .unwrap_or_default();
@@ -174,23 +236,46 @@ pub fn install_wheel(
     }
     if let Ok(text) = member_text(&members, &format!("{dist_info}/entry_points.txt")) {
         for (script, module, attr) in parse_entry_points(&text) {
-            installer.add_generated(&format!("{}/{script}", target.bin_dir), 0o755, script_text(target, &module, &attr));
+            installer.add_generated(
+                &format!("{}/{script}", target.bin_dir),
+                0o755,
+                script_text(target, &module, &attr),
+            );
         }
     }
     let sp = target.site_packages.trim_end_matches('/');
-    installer.add_generated(&format!("{sp}/{dist_info}/INSTALLER"), 0o644, INSTALLER.as_bytes().to_vec());
+    installer.add_generated(
+        &format!("{sp}/{dist_info}/INSTALLER"),
+        0o644,
+        INSTALLER.as_bytes().to_vec(),
+    );
     installer.add_generated(&format!("{sp}/{dist_info}/REQUESTED"), 0o644, Vec::new());
     if let Some(d) = &direct_url {
-        installer.add_generated(&format!("{sp}/{dist_info}/direct_url.json"), 0o644, d.to_json().into_bytes());
+        installer.add_generated(
+            &format!("{sp}/{dist_info}/direct_url.json"),
+            0o644,
+            d.to_json().into_bytes(),
+        );
     }
     let entries = installer.finish(&format!("{sp}/{dist_info}/RECORD"));
-    Ok(InstalledWheel { name, version, direct_url, entries })
+    Ok(InstalledWheel {
+        name,
+        version,
+        direct_url,
+        entries,
+    })
 }
 
 /// Files of the wheel's own dist-info that the installer rewrites.
 fn is_regenerated_metadata(member: &str, dist_info: &str) -> bool {
-    match member.strip_prefix(dist_info).and_then(|r| r.strip_prefix('/')) {
-        Some(rest) => matches!(rest, "RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json"),
+    match member
+        .strip_prefix(dist_info)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        Some(rest) => matches!(
+            rest,
+            "RECORD" | "INSTALLER" | "REQUESTED" | "direct_url.json"
+        ),
         None => false,
     }
 }
@@ -205,40 +290,72 @@ struct Installer<'a> {
 
 impl<'a> Installer<'a> {
     fn new(target: &'a PythonTarget, dist_name: &str) -> Self {
-        Installer { target, dist_name: dist_name.to_string(), entries: BTreeMap::new(), record: BTreeMap::new() }
+        Installer {
+            target,
+            dist_name: dist_name.to_string(),
+            entries: BTreeMap::new(),
+            record: BTreeMap::new(),
+        }
     }
 
     /// Maps one wheel member to its installed location and records it.
-    fn add_member(&mut self, m: &Member, data_dir: &str, record: &BTreeMap<String, (String, u64)>) -> Result<()> {
+    fn add_member(
+        &mut self,
+        m: &Member,
+        data_dir: &str,
+        record: &BTreeMap<String, (String, u64)>,
+    ) -> Result<()> {
         let sp = self.target.site_packages.trim_end_matches('/');
-        if let Some(rest) = m.name.strip_prefix(data_dir).and_then(|r| r.strip_prefix('/')) {
+        if let Some(rest) = m
+            .name
+            .strip_prefix(data_dir)
+            .and_then(|r| r.strip_prefix('/'))
+        {
             let (scheme, rel) = rest
                 .split_once('/')
                 .with_context(|| format!("{:?} is not inside a .data scheme directory", m.name))?;
             let dest = match scheme {
                 "purelib" | "platlib" => format!("{sp}/{rel}"),
                 "scripts" => return self.add_script(m, rel),
-                "headers" => format!("{}/{}/{rel}", self.target.include_dir.trim_end_matches('/'), self.dist_name),
+                "headers" => format!(
+                    "{}/{}/{rel}",
+                    self.target.include_dir.trim_end_matches('/'),
+                    self.dist_name
+                ),
                 "data" => format!("{}/{rel}", self.target.data_dir.trim_end_matches('/')),
-                other => bail!("unknown .data scheme {other:?}; expected purelib, platlib, scripts, headers or data"),
+                other => bail!(
+                    "unknown .data scheme {other:?}; expected purelib, platlib, scripts, headers or data"
+                ),
             };
             return self.add_streamed(m, &dest, None);
         }
-        let known = record.get(&m.name).filter(|(_, size)| *size == m.size).map(|(h, _)| h.clone());
+        let known = record
+            .get(&m.name)
+            .filter(|(_, size)| *size == m.size)
+            .map(|(h, _)| h.clone());
         self.add_streamed(m, &format!("{sp}/{}", m.name), known)
     }
 
     /// A member copied verbatim; its hash comes from the wheel RECORD when
     /// present, else it is computed.
     fn add_streamed(&mut self, m: &Member, dest: &str, known_hash: Option<String>) -> Result<()> {
-        let hash = match known_hash {
-            Some(h) => h,
-            None => record_hash_of_reader(m.location.open()?)?,
+        let (hash, source) = match known_hash {
+            Some(h) => {
+                let open = verifying_open_fn(m.location.clone(), &h, &m.name)?;
+                (h, open)
+            }
+            None => (
+                record_hash_of_reader(m.location.open()?)?,
+                m.location.open_fn(),
+            ),
         };
         let mode = if m.executable { 0o755 } else { 0o644 };
         let entry = Entry {
             path: dest.trim_start_matches('/').to_string(),
-            kind: EntryKind::File { source: FileSource::Open(m.location.open_fn()), size: m.size },
+            kind: EntryKind::File {
+                source: FileSource::Open(source),
+                size: m.size,
+            },
             mode,
             uid: 0,
             gid: 0,
@@ -263,7 +380,11 @@ impl<'a> Installer<'a> {
     fn add_generated(&mut self, dest: &str, mode: u32, bytes: Vec<u8>) {
         let hash = record_hash(&bytes);
         let size = bytes.len() as u64;
-        self.insert(Entry::file_bytes(dest.trim_start_matches('/'), mode, bytes), hash, size);
+        self.insert(
+            Entry::file_bytes(dest.trim_start_matches('/'), mode, bytes),
+            hash,
+            size,
+        );
     }
 
     fn insert(&mut self, entry: Entry, hash: String, size: u64) {
@@ -280,7 +401,11 @@ impl<'a> Installer<'a> {
             text.push_str(&format!("{},{value}\n", csv_field(path)));
         }
         text.push_str(&format!("{},,\n", csv_field(&own)));
-        let entry = Entry::file_bytes(record_path.trim_start_matches('/'), 0o644, text.into_bytes());
+        let entry = Entry::file_bytes(
+            record_path.trim_start_matches('/'),
+            0o644,
+            text.into_bytes(),
+        );
         self.entries.insert(entry.path.clone(), entry);
         self.entries.into_values().collect()
     }
@@ -290,7 +415,8 @@ impl<'a> Installer<'a> {
 /// install root.
 fn read_members(wheel_path: &Path) -> Result<Vec<Member>> {
     let file = File::open(wheel_path)?;
-    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).context("not a valid zip archive")?;
+    let mut zip =
+        zip::ZipArchive::new(io::BufReader::new(file)).context("not a valid zip archive")?;
     let shared = Arc::new(wheel_path.to_path_buf());
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
@@ -304,13 +430,22 @@ fn read_members(wheel_path: &Path) -> Result<Vec<Member>> {
         let deflated = match f.compression() {
             zip::CompressionMethod::Stored => false,
             zip::CompressionMethod::Deflated => true,
-            other => bail!("member {name:?} uses compression {other:?}; wheels may only use stored or deflate"),
+            other => bail!(
+                "member {name:?} uses compression {other:?}; wheels may only use stored or deflate"
+            ),
         };
-        let data_start = f.data_start().with_context(|| format!("member {name:?}: no data offset"))?;
+        let data_start = f
+            .data_start()
+            .with_context(|| format!("member {name:?}: no data offset"))?;
         out.push(Member {
             executable: f.unix_mode().is_some_and(|m| m & 0o111 != 0),
             size: f.size(),
-            location: MemberLocation { wheel: shared.clone(), data_start, compressed_size: f.compressed_size(), deflated },
+            location: MemberLocation {
+                wheel: shared.clone(),
+                data_start,
+                compressed_size: f.compressed_size(),
+                deflated,
+            },
             name,
         });
     }
@@ -345,12 +480,18 @@ fn find_dist_info(members: &[Member]) -> Result<String> {
     match dirs.as_slice() {
         [one] => Ok(one.to_string()),
         [] => bail!("no .dist-info directory found; this is not a valid wheel"),
-        many => bail!("several .dist-info directories found ({}); this is not a valid wheel", many.join(", ")),
+        many => bail!(
+            "several .dist-info directories found ({}); this is not a valid wheel",
+            many.join(", ")
+        ),
     }
 }
 
 fn member_text(members: &[Member], name: &str) -> Result<String> {
-    let m = members.iter().find(|m| m.name == name).with_context(|| format!("{name} is missing"))?;
+    let m = members
+        .iter()
+        .find(|m| m.name == name)
+        .with_context(|| format!("{name} is missing"))?;
     let bytes = m.location.read_all()?;
     String::from_utf8(bytes).with_context(|| format!("{name} is not UTF-8"))
 }
@@ -369,7 +510,10 @@ pub fn parse_metadata(text: &str) -> Result<(String, String)> {
             version.get_or_insert_with(|| v.trim().to_string());
         }
     }
-    Ok((name.context("no Name: field")?, version.context("no Version: field")?))
+    Ok((
+        name.context("no Name: field")?,
+        version.context("no Version: field")?,
+    ))
 }
 
 /// RECORD rows as path → (hash value without `sha256=`, size).
@@ -380,7 +524,8 @@ fn parse_record(text: &str) -> BTreeMap<String, (String, u64)> {
         if fields.len() < 3 {
             continue;
         }
-        let (Some(hash), Ok(size)) = (fields[1].strip_prefix("sha256="), fields[2].parse::<u64>()) else {
+        let (Some(hash), Ok(size)) = (fields[1].strip_prefix("sha256="), fields[2].parse::<u64>())
+        else {
             continue;
         };
         out.insert(fields[0].clone(), (hash.to_string(), size));
@@ -407,7 +552,11 @@ fn split_csv(line: &str) -> Vec<String> {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// `console_scripts` and `gui_scripts` as (script, module, attribute path).
@@ -426,10 +575,18 @@ pub fn parse_entry_points(text: &str) -> Vec<(String, String, String)> {
         if section != "console_scripts" && section != "gui_scripts" {
             continue;
         }
-        let Some((name, value)) = line.split_once('=') else { continue };
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
         let value = value.split('[').next().unwrap_or(value).trim();
-        let Some((module, attr)) = value.split_once(':') else { continue };
-        out.push((name.trim().to_string(), module.trim().to_string(), attr.trim().to_string()));
+        let Some((module, attr)) = value.split_once(':') else {
+            continue;
+        };
+        out.push((
+            name.trim().to_string(),
+            module.trim().to_string(),
+            attr.trim().to_string(),
+        ));
     }
     out
 }
@@ -475,12 +632,17 @@ mod tests {
     fn relative_paths_climb_out_of_site_packages() {
         let sp = "/usr/local/lib/python3.11/site-packages";
         assert_eq!(relative_to(sp, "/usr/local/bin/x"), "../../../bin/x");
-        assert_eq!(relative_to(sp, "/usr/local/lib/python3.11/site-packages/a/b.py"), "a/b.py");
+        assert_eq!(
+            relative_to(sp, "/usr/local/lib/python3.11/site-packages/a/b.py"),
+            "a/b.py"
+        );
     }
 
     #[test]
     fn entry_points_keep_attribute_paths_and_drop_extras() {
-        let eps = parse_entry_points("[console_scripts]\na = m.n:obj.run [extra]\n[other]\nb = x:y\n[gui_scripts]\nc=z:w\n");
+        let eps = parse_entry_points(
+            "[console_scripts]\na = m.n:obj.run [extra]\n[other]\nb = x:y\n[gui_scripts]\nc=z:w\n",
+        );
         assert_eq!(
             eps,
             vec![
@@ -506,7 +668,10 @@ mod tests {
             commit_id: "abc".into(),
             requested_revision: None,
         };
-        assert_eq!(d.to_json(), r#"{"url": "file:///r", "vcs_info": {"commit_id": "abc", "vcs": "git"}}"#);
+        assert_eq!(
+            d.to_json(),
+            r#"{"url": "file:///r", "vcs_info": {"commit_id": "abc", "vcs": "git"}}"#
+        );
         assert_eq!(d.freeze_reference(), "git+file:///r@abc");
     }
 }
