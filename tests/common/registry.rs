@@ -189,6 +189,14 @@ impl Registry {
         self.log().lines().filter_map(parse_access_line).collect()
     }
 
+    /// Requests whose method is `method` and whose path contains `path_part`.
+    pub fn count_requests(&self, method: &str, path_part: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(path_part))
+            .count()
+    }
+
     /// Number of access-log lines so far (use as a mark before an action).
     pub fn request_count(&self) -> usize {
         self.requests().len()
