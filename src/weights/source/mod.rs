@@ -37,6 +37,15 @@ impl SourceOptions {
         }
     }
 
+    /// The HuggingFace token cog uses: `HF_TOKEN`, else
+    /// `HUGGING_FACE_HUB_TOKEN` (values passed in by the caller).
+    pub fn hf_token_from(hf_token: Option<&str>, hub_token: Option<&str>) -> Option<String> {
+        hf_token
+            .filter(|t| !t.is_empty())
+            .or(hub_token.filter(|t| !t.is_empty()))
+            .map(str::to_string)
+    }
+
     fn http(&self, bearer: Option<String>) -> HttpOptions {
         HttpOptions {
             bearer,
