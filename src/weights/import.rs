@@ -76,6 +76,11 @@ impl ImportReport {
 
 /// Imports the selected weights of `specs` (all cog.yaml weights, in order).
 pub fn import_weights(specs: &[WeightSpec], opts: &ImportOptions) -> Result<ImportReport> {
+    if specs.is_empty() {
+        return Err(WeightsError::Invalid(
+            "no weights declared in cog.yaml; hint: add a weights: section with name, target and source".into(),
+        ));
+    }
     super::spec::check_disjoint(specs)?;
     let _guard = if opts.dry_run {
         None
