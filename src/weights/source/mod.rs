@@ -259,3 +259,41 @@ pub fn join_relative(dir: &Path, rel: &str) -> PathBuf {
     rel.split('/')
         .fold(dir.to_path_buf(), |p, part| p.join(part))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_token_falls_back_to_the_hub_variable() {
+        assert_eq!(
+            SourceOptions::hf_token_from(Some("a"), Some("b")).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            SourceOptions::hf_token_from(Some(""), Some("b")).as_deref(),
+            Some("b")
+        );
+        assert_eq!(SourceOptions::hf_token_from(None, None), None);
+    }
+
+    #[test]
+    fn next_links_are_found_among_other_relations() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://h/a?p=1>; rel=\"prev\", <https://h/a?cursor=x>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            http::next_link(&headers).as_deref(),
+            Some("https://h/a?cursor=x")
+        );
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://h/a>; rel=\"last\"".parse().unwrap(),
+        );
+        assert_eq!(http::next_link(&headers), None);
+    }
+}
