@@ -37,17 +37,6 @@ pub use error::WeightsError;
 
 use crate::oci::Digest;
 
-/// One file of a weight: path relative to the weight target, size and digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightFile {
-    /// Forward-slash path relative to the target directory.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA-256 of the content.
-    pub digest: Digest,
-}
-
 /// The set digest of a file set (§8.7): lines `<hex>  <path>` sorted as byte
 /// strings (digest first), joined with `\n`, hashed.
 pub fn set_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a Digest)>) -> Digest {

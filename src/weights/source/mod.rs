@@ -10,7 +10,7 @@ use super::filter::SourceFilter;
 use super::spec::{SourceLocation, SourceSpec, locate};
 use crate::oci::Digest;
 use http::HttpOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Inputs sources need from the environment, passed in by the caller.
@@ -252,12 +252,6 @@ pub fn check_relative(path: &str, origin: &str) -> Result<()> {
             "{origin}: unsafe file path {path:?} in listing; hint: the source must only contain paths inside it"
         )))
     }
-}
-
-/// Joins a forward-slash relative path onto a directory.
-pub fn join_relative(dir: &Path, rel: &str) -> PathBuf {
-    rel.split('/')
-        .fold(dir.to_path_buf(), |p, part| p.join(part))
 }
 
 #[cfg(test)]
