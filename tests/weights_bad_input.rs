@@ -363,3 +363,17 @@ fn a_changed_large_file_gets_a_freshly_computed_layer_digest() {
     assert_eq!(fresh.weights[0].layers, after.weights[0].layers);
     assert_eq!(fresh.weights[0].digest, after.weights[0].digest);
 }
+
+#[test]
+fn importing_with_no_weights_declared_is_an_error() {
+    let project = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let err = import_weights(&[], &options(project.path(), store.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no weights declared") && err.contains("hint"),
+        "{err}"
+    );
+    assert!(!project.path().join("weights.lock").exists());
+}

@@ -187,7 +187,7 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     // Push, then status = ready.
     let registry = TestRegistry::start();
     let client = registry.client("acme/model");
-    let pushed = push_weights(&client, &lock, &opts.store, &[]).unwrap();
+    let pushed = push_weights(&client, &lock, &opts.store, &[], 5).unwrap();
     assert_eq!(pushed.len(), 2);
     assert_eq!(pushed[1].layers_uploaded, 3);
     assert_eq!(pushed[1].tag, weight_tag("big", Some(&big.set_digest)));
@@ -271,7 +271,7 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     assert_eq!(status.weights[0].status, WeightState::Incomplete);
     assert_eq!(status.weights[0].layers[0].status, LayerState::Missing);
     assert_eq!(status.weights[1].status, WeightState::Ready);
-    let repaired = push_weights(&client, &lock, &opts.store, &["tok".into()]).unwrap();
+    let repaired = push_weights(&client, &lock, &opts.store, &["tok".into()], 5).unwrap();
     assert_eq!(repaired[0].layers_uploaded, 1);
     assert!(weights_status(&specs, Some(&lock), &client).all_ready());
 
@@ -279,7 +279,7 @@ fn import_push_status_pull_and_bundle_index_against_a_real_registry() {
     registry.delete_blob_data(&bundle);
     let vocab = tok.files.iter().find(|f| f.path == "vocab.txt").unwrap();
     corrupt(&opts.store.path_of(&vocab.digest));
-    let err = push_weights(&client, &lock, &opts.store, &["tok".into()])
+    let err = push_weights(&client, &lock, &opts.store, &["tok".into()], 5)
         .unwrap_err()
         .to_string();
     assert!(err.contains("uploading layer"), "{err}");

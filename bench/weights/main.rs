@@ -60,6 +60,24 @@ fn main() {
     row("openssl dgst -sha256, warm (1 process)", ossl, bytes, None);
     let limit = bytes as f64 / ossl.as_secs_f64() * cores() as f64 / 2.0;
 
+    let copy_dir = scratch.path().join("copy");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    let start = Instant::now();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(project.join("weights"))
+        .arg(&copy_dir)
+        .status()
+        .expect("cp (coreutils)");
+    assert!(status.success());
+    row(
+        "cp -r of the same files (the store copy a first import must write)",
+        start.elapsed(),
+        bytes,
+        None,
+    );
+    std::fs::remove_dir_all(&copy_dir).unwrap();
+
     let specs = specs();
     let store_dir = scratch.path().join("store");
     let (t, heap) = timed_import(&project, &store_dir, &specs);

@@ -76,6 +76,11 @@ impl ImportReport {
 
 /// Imports the selected weights of `specs` (all cog.yaml weights, in order).
 pub fn import_weights(specs: &[WeightSpec], opts: &ImportOptions) -> Result<ImportReport> {
+    if specs.is_empty() {
+        return Err(WeightsError::Invalid(
+            "no weights declared in cog.yaml; hint: add a weights: section with name, target and source".into(),
+        ));
+    }
     super::spec::check_disjoint(specs)?;
     let _guard = if opts.dry_run {
         None
@@ -235,13 +240,9 @@ fn build_weight(
     }
 
     let jobs = hash_jobs(&listings, &slots, &layers, &digests, previous, opts);
-    let results = run_jobs(&jobs, &listings, opts)?;
-    let mut raw_layers: HashMap<usize, (Digest, u64)> = HashMap::new();
+    let (results, raw_layers) = run_pass(jobs, &listings, &slots, &layers, opts)?;
     for r in results {
         digests[r.slot.0][r.slot.1] = Some(r.digest);
-        if let Some((layer, digest, size)) = r.layer {
-            raw_layers.insert(layer, (digest, size));
-        }
     }
     let fingerprints = fingerprints(&listings, &digests)?;
     let status = early_status.unwrap_or_else(|| PlanStatus::of(spec, &fingerprints, previous));
@@ -411,6 +412,73 @@ fn hash_jobs(
     }
     jobs.sort_by_key(|j| std::cmp::Reverse(listings[j.slot.0].files[j.slot.1].size));
     jobs
+}
+
+/// Layer digests and sizes computed during the hashing pass, by layer index.
+type ComputedLayers = HashMap<usize, (Digest, u64)>;
+
+/// Runs the hashing pass. Gzip layers whose files are all ingested by this
+/// pass are compressed as soon as their files are stored, concurrently with
+/// the hashing of the large files, instead of after the pass.
+fn run_pass(
+    jobs: Vec<HashJob>,
+    listings: &[Listing],
+    slots: &[Slot],
+    layers: &[PlannedLayer],
+    opts: &ImportOptions,
+) -> Result<(Vec<HashResult>, ComputedLayers)> {
+    let ingested: HashMap<Slot, bool> = jobs.iter().map(|j| (j.slot, j.ingest)).collect();
+    let early_layers: Vec<usize> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.compression, Compression::Gzip(_)))
+        .filter(|(_, l)| {
+            l.files
+                .iter()
+                .all(|&m| ingested.get(&slots[m]) == Some(&true))
+        })
+        .map(|(li, _)| li)
+        .collect();
+    let early_slots: std::collections::HashSet<Slot> = early_layers
+        .iter()
+        .flat_map(|&li| layers[li].files.iter().map(|&m| slots[m]))
+        .collect();
+    let (early_jobs, late_jobs): (Vec<HashJob>, Vec<HashJob>) = jobs
+        .into_iter()
+        .partition(|j| early_slots.contains(&j.slot));
+    let (early, late) = rayon::join(
+        || -> Result<(Vec<HashResult>, ComputedLayers)> {
+            let results = run_jobs(&early_jobs, listings, opts)?;
+            let digest_of: HashMap<Slot, &Digest> =
+                results.iter().map(|r| (r.slot, &r.digest)).collect();
+            let computed = early_layers
+                .par_iter()
+                .map(|&li| {
+                    let members: Vec<LayerFile> = layers[li]
+                        .files
+                        .iter()
+                        .map(|&m| {
+                            let (s, i) = slots[m];
+                            let f = &listings[s].files[i];
+                            (f.path.clone(), f.size, digest_of[&(s, i)].clone())
+                        })
+                        .collect();
+                    compute_layer(&members, &opts.store, layers[li].compression)
+                        .map(|found| (li, found))
+                })
+                .collect::<Result<HashMap<_, _>>>()?;
+            Ok((results, computed))
+        },
+        || run_jobs(&late_jobs, listings, opts),
+    );
+    let (mut results, mut computed) = early?;
+    results.extend(late?);
+    for r in &results {
+        if let Some((li, d, size)) = &r.layer {
+            computed.insert(*li, (d.clone(), *size));
+        }
+    }
+    Ok((results, computed))
 }
 
 fn run_jobs(

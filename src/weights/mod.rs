@@ -37,17 +37,6 @@ pub use error::WeightsError;
 
 use crate::oci::Digest;
 
-/// One file of a weight: path relative to the weight target, size and digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightFile {
-    /// Forward-slash path relative to the target directory.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA-256 of the content.
-    pub digest: Digest,
-}
-
 /// The set digest of a file set (§8.7): lines `<hex>  <path>` sorted as byte
 /// strings (digest first), joined with `\n`, hashed.
 pub fn set_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a Digest)>) -> Digest {
@@ -57,6 +46,39 @@ pub fn set_digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a Digest)>) ->
         .collect();
     lines.sort();
     Digest::of_bytes(lines.join("\n").as_bytes())
+}
+
+/// Runs `work` over `items` on at most `limit` threads (at least one) and
+/// returns the results in item order. Used for registry round trips, which
+/// wait on the network rather than the CPU.
+pub fn run_bounded<T: Sync, R: Send>(
+    items: &[T],
+    limit: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = limit.max(1).min(items.len());
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, work(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker threads do not panic"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Go `encoding/json` escapes `<`, `>`, `&`, U+2028 and U+2029 inside

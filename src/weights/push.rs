@@ -11,7 +11,6 @@ use super::registry::{RegistryError, WeightRegistry};
 use super::store::WeightStore;
 use crate::oci::media::{COG_WEIGHT_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST};
 use crate::oci::{Descriptor, Digest};
-use rayon::prelude::*;
 use std::io::Read;
 
 /// The outcome of pushing one weight.
@@ -27,17 +26,22 @@ pub struct PushedWeight {
     pub layers_uploaded: usize,
 }
 
-/// Pushes the named weights (all when empty) of a lockfile.
+/// cog's default upload parallelism (`COG_PUSH_CONCURRENCY`).
+pub const DEFAULT_PUSH_CONCURRENCY: usize = 5;
+
+/// Pushes the named weights (all when empty) of a lockfile, each with up to
+/// `concurrency` layer uploads at once (cog: `COG_PUSH_CONCURRENCY`, default 5).
 pub fn push_weights<R: WeightRegistry>(
     registry: &R,
     lock: &LockFile,
     store: &WeightStore,
     names: &[String],
+    concurrency: usize,
 ) -> Result<Vec<PushedWeight>> {
     lock.weights
         .iter()
         .filter(|e| names.is_empty() || names.contains(&e.name))
-        .map(|entry| push_entry(registry, entry, store))
+        .map(|entry| push_entry(registry, entry, store, concurrency))
         .collect()
 }
 
@@ -82,6 +86,7 @@ fn push_entry<R: WeightRegistry>(
     registry: &R,
     entry: &LockEntry,
     store: &WeightStore,
+    concurrency: usize,
 ) -> Result<PushedWeight> {
     check_store(entry, store)?;
     let artifact = WeightArtifact::of_entry(entry);
@@ -93,32 +98,11 @@ fn push_entry<R: WeightRegistry>(
             artifact.digest()
         )));
     }
-    let uploaded: Vec<bool> = entry
-        .layers
-        .par_iter()
-        .map(|layer| {
-            let present = registry
-                .head_blob(&layer.digest)
-                .map_err(|e| registry_error(entry, "checking a layer", e))?;
-            if present == Some(layer.size) {
-                return Ok(false);
-            }
-            let files = layer_files(entry, &layer.digest);
-            let compression = layer_compression(entry, &layer.media_type, &files)?;
-            let desc = Descriptor::new(layer.media_type.clone(), layer.size, layer.digest.clone());
-            let open = || -> std::io::Result<Box<dyn Read + Send + '_>> {
-                Ok(Box::new(VerifyingReader::new(
-                    layer_reader(&files, store, compression),
-                    layer.digest.clone(),
-                    layer.size,
-                )))
-            };
-            registry.push_blob(&desc, &open).map_err(|e| {
-                registry_error(entry, &format!("uploading layer {}", layer.digest), e)
-            })?;
-            Ok(true)
-        })
-        .collect::<Result<_>>()?;
+    let uploaded: Vec<bool> = super::run_bounded(&entry.layers, concurrency, |layer| {
+        push_layer(registry, entry, store, layer)
+    })
+    .into_iter()
+    .collect::<Result<_>>()?;
     let config_desc = Descriptor::new(
         COG_WEIGHT_CONFIG,
         artifact.config.len() as u64,
@@ -141,6 +125,35 @@ fn push_entry<R: WeightRegistry>(
         digest: entry.digest.clone(),
         layers_uploaded: uploaded.iter().filter(|u| **u).count(),
     })
+}
+
+/// Uploads one layer unless the registry has it; true if uploaded.
+fn push_layer<R: WeightRegistry>(
+    registry: &R,
+    entry: &LockEntry,
+    store: &WeightStore,
+    layer: &super::lockfile::LayerRecord,
+) -> Result<bool> {
+    let present = registry
+        .head_blob(&layer.digest)
+        .map_err(|e| registry_error(entry, "checking a layer", e))?;
+    if present == Some(layer.size) {
+        return Ok(false);
+    }
+    let files = layer_files(entry, &layer.digest);
+    let compression = layer_compression(entry, &layer.media_type, &files)?;
+    let desc = Descriptor::new(layer.media_type.clone(), layer.size, layer.digest.clone());
+    let open = || -> std::io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(VerifyingReader::new(
+            layer_reader(&files, store, compression),
+            layer.digest.clone(),
+            layer.size,
+        )))
+    };
+    registry
+        .push_blob(&desc, &open)
+        .map_err(|e| registry_error(entry, &format!("uploading layer {}", layer.digest), e))?;
+    Ok(true)
 }
 
 /// Every file of an entry must be in the store with its size.

@@ -255,6 +255,19 @@ pub fn locate(uri: &str, project_dir: &Path) -> Result<SourceLocation, String> {
     }
 }
 
+/// Project-relative directories (forward slashes, e.g. `weights/tok`) of
+/// every `file://./…` source: what the source-tree layer leaves out of /src.
+pub fn project_source_dirs(specs: &[WeightSpec]) -> Vec<String> {
+    let mut dirs: Vec<String> = specs
+        .iter()
+        .flat_map(|s| &s.sources)
+        .filter_map(|s| s.uri.strip_prefix("file://./").map(str::to_string))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// True if a relative path has no `..`, root or prefix component.
 pub fn is_safe_relative(path: &str) -> bool {
     !path.is_empty()
@@ -278,6 +291,26 @@ mod tests {
         assert_eq!(normalize_uri("/data//w/").unwrap(), "file:///data/w");
         assert!(normalize_uri(".").is_err());
         assert!(normalize_uri("../x").is_err());
+    }
+
+    #[test]
+    fn lists_project_source_dirs() {
+        let spec = |uri: &str| WeightSpec {
+            name: "w".into(),
+            target: "/w".into(),
+            sources: vec![SourceSpec {
+                uri: normalize_uri(uri).unwrap(),
+                include: vec![],
+                exclude: vec![],
+            }],
+        };
+        let specs = [
+            spec("weights/a"),
+            spec("/abs"),
+            spec("hf://o/r"),
+            spec("./weights/a"),
+        ];
+        assert_eq!(project_source_dirs(&specs), ["weights/a"]);
     }
 
     #[test]

@@ -7,7 +7,6 @@ use super::registry::WeightRegistry;
 use super::spec::{WeightSpec, normalize_uri};
 use crate::oci::Digest;
 use serde::Serialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How many registry HEADs run at once.
 pub const STATUS_CONCURRENCY: usize = 8;
@@ -241,45 +240,12 @@ pub fn weights_status<R: WeightRegistry>(
 
 /// HEADs every layer, [`STATUS_CONCURRENCY`] at a time; errors count as missing.
 fn check_layers<R: WeightRegistry>(entry: &LockEntry, registry: &R) -> Vec<LayerStatus> {
-    let next = AtomicUsize::new(0);
-    let mut states = vec![LayerState::Missing; entry.layers.len()];
-    let workers = STATUS_CONCURRENCY.min(entry.layers.len());
-    let found: Vec<Vec<(usize, LayerState)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(layer) = entry.layers.get(i) else {
-                            break;
-                        };
-                        let state = match registry.head_blob(&layer.digest) {
-                            Ok(Some(_)) => LayerState::Ready,
-                            _ => LayerState::Missing,
-                        };
-                        out.push((i, state));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    for (i, state) in found.into_iter().flatten() {
-        states[i] = state;
-    }
-    entry
-        .layers
-        .iter()
-        .zip(states)
-        .map(|(l, status)| LayerStatus {
-            digest: l.digest.clone(),
-            size: l.size,
-            status,
-        })
-        .collect()
+    super::run_bounded(&entry.layers, STATUS_CONCURRENCY, |layer| LayerStatus {
+        digest: layer.digest.clone(),
+        size: layer.size,
+        status: match registry.head_blob(&layer.digest) {
+            Ok(Some(_)) => LayerState::Ready,
+            _ => LayerState::Missing,
+        },
+    })
 }

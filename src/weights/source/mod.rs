@@ -10,7 +10,7 @@ use super::filter::SourceFilter;
 use super::spec::{SourceLocation, SourceSpec, locate};
 use crate::oci::Digest;
 use http::HttpOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// Inputs sources need from the environment, passed in by the caller.
@@ -35,6 +35,15 @@ impl SourceOptions {
             hf_token: None,
             retry_backoff: Duration::from_secs(1),
         }
+    }
+
+    /// The HuggingFace token cog uses: `HF_TOKEN`, else
+    /// `HUGGING_FACE_HUB_TOKEN` (values passed in by the caller).
+    pub fn hf_token_from(hf_token: Option<&str>, hub_token: Option<&str>) -> Option<String> {
+        hf_token
+            .filter(|t| !t.is_empty())
+            .or(hub_token.filter(|t| !t.is_empty()))
+            .map(str::to_string)
     }
 
     fn http(&self, bearer: Option<String>) -> HttpOptions {
@@ -245,8 +254,40 @@ pub fn check_relative(path: &str, origin: &str) -> Result<()> {
     }
 }
 
-/// Joins a forward-slash relative path onto a directory.
-pub fn join_relative(dir: &Path, rel: &str) -> PathBuf {
-    rel.split('/')
-        .fold(dir.to_path_buf(), |p, part| p.join(part))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_token_falls_back_to_the_hub_variable() {
+        assert_eq!(
+            SourceOptions::hf_token_from(Some("a"), Some("b")).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            SourceOptions::hf_token_from(Some(""), Some("b")).as_deref(),
+            Some("b")
+        );
+        assert_eq!(SourceOptions::hf_token_from(None, None), None);
+    }
+
+    #[test]
+    fn next_links_are_found_among_other_relations() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://h/a?p=1>; rel=\"prev\", <https://h/a?cursor=x>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            http::next_link(&headers).as_deref(),
+            Some("https://h/a?cursor=x")
+        );
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://h/a>; rel=\"last\"".parse().unwrap(),
+        );
+        assert_eq!(http::next_link(&headers), None);
+    }
 }
