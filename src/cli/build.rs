@@ -58,34 +58,33 @@ pub struct Built {
 /// `cogpack build`, and the build half of `cogpack push`. Returns `None`
 /// when the docker backend built the image (it lives in Docker, not the store).
 pub fn run_build(
-    file_name: &str,
+    project: &Project,
     args: &BuildArgs,
     push_target: Option<&PushTarget>,
     env: &Environment,
 ) -> Result<Option<Built>, CliError> {
-    let project = project::load_project(file_name)?;
     if project.config.predict.is_none() && project.config.train.is_none() {
         return Err(CliError::new(
             "image build failed: no predict or train reference found in cog.yaml",
             "add `run: \"predict.py:Predictor\"` (or `train:`) to cog.yaml",
         ));
     }
-    let name = build_image_name(&project, args.tag.as_deref(), push_target);
+    let name = build_image_name(project, args.tag.as_deref(), push_target);
     if args.backend == Backend::Docker {
-        docker_backend(&project, args, env, &name)?;
+        docker_backend(project, args, env, &name)?;
         return Ok(None);
     }
     let started = Instant::now();
     let runtime = tokio_runtime()?;
     let client = registry_client(&args.registry)?;
     let store = open_store(env)?;
-    let first_schema = project::schema(&project, &args.plan, env, super::VERSION)?;
-    let concurrency = project::decorator_concurrency(&project, first_schema.as_ref())?;
+    let first_schema = project::schema(project, &args.plan, env, super::VERSION, false)?;
+    let concurrency = project::decorator_concurrency(project, first_schema.as_ref())?;
     let options =
-        project::plan_options(&project, &args.plan, env, concurrency, super::VERSION)?;
+        project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
     let plan = match &args.base {
-        Some(_) => plan::plan_offline(&project, &options),
-        None => plan::plan(&project, &options, &RegistryExists { client: &client }),
+        Some(_) => plan::plan_offline(project, &options),
+        None => plan::plan(project, &options, &RegistryExists { client: &client }),
     }
     .map_err(|e| CliError::plain(e.to_string()))?;
     for warning in &plan.warnings {
@@ -93,18 +92,18 @@ pub fn run_build(
     }
     plan.check_native()
         .map_err(|e| CliError::plain(e.to_string()))?;
-    let weights_json = super::weights::runtime_manifest(&project)?;
+    let weights_json = super::weights::runtime_manifest(project)?;
     status(args, &format!("Using base image {}", plan.base.reference));
     let base = resolve_base(&plan, args, &client, &store, &runtime)?;
     let python = resolve_python(&plan, &base.image, args, env, &store)?;
     let cog_version = installed_cog_version(python.as_ref());
-    let schema = project::schema(&project, &args.plan, env, &cog_version)?;
+    let schema = project::schema(project, &args.plan, env, &cog_version, true)?;
     let generated = GeneratedInputs {
         openapi_schema: schema.map(|s| s.json),
         weights_json,
         extra_labels: extra_labels(args, push_target, &cog_version),
     };
-    let settings = native_settings(args, env, &project)?;
+    let settings = native_settings(args, env, project)?;
     let built = native::assemble(&plan, base.image, python.as_ref(), &generated, &settings, &store)
         .map_err(|e| CliError::plain(format!("image build failed: {e}")))?;
     for notice in &built.notices {
@@ -136,7 +135,7 @@ fn docker_backend(
     env: &Environment,
     name: &str,
 ) -> Result<(), CliError> {
-    let schema = project::schema(project, &args.plan, env, super::VERSION)?;
+    let schema = project::schema(project, &args.plan, env, super::VERSION, true)?;
         let concurrency = project::decorator_concurrency(project, schema.as_ref())?;
         let options =
             project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;

@@ -9,6 +9,7 @@ mod target;
 mod weights;
 
 use args::{Cli, Command};
+use crate::config;
 use env::Environment;
 use clap::Parser;
 use std::fmt;
@@ -77,13 +78,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let env = Environment::capture();
     match &cli.command {
         Command::Build(args) => {
+            let project = project::load_project(&cli.file)?;
             let target = if args.push {
-                let project = project::load_project(&cli.file)?;
                 Some(target::push_target(&project, None, args.tag.as_deref(), &env)?)
             } else {
                 None
             };
-            build_and_push(&cli.file, args, target.as_ref(), &env)
+            build_and_push(&project, args, target.as_ref(), &env)
         }
         Command::Push(push) => {
             let project = project::load_project(&cli.file)?;
@@ -93,7 +94,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 push.build.tag.as_deref(),
                 &env,
             )?;
-            build_and_push(&cli.file, &push.build, Some(&target), &env)
+            build_and_push(&project, &push.build, Some(&target), &env)
         }
         Command::Plan(args) => {
             let project = project::load_project(&cli.file)?;
@@ -128,12 +129,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Builds, then pushes when a target is given.
 fn build_and_push(
-    file: &str,
+    project: &config::Project,
     args: &args::BuildArgs,
     target: Option<&target::PushTarget>,
     env: &Environment,
 ) -> Result<(), CliError> {
-    let built = build::run_build(file, args, target, env)?;
+    let built = build::run_build(project, args, target, env)?;
     match (built, target) {
         (Some(built), Some(target)) => build::push(&built, target, args, env),
         (None, Some(_)) => Err(CliError::new(

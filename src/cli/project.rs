@@ -40,13 +40,15 @@ fn refs(project: &Project) -> (Option<&str>, Option<&str>) {
     )
 }
 
-/// Generates (or loads) the OpenAPI schema with `version` as `info.version`.
-/// Projects with neither `predict` nor `train` have no schema.
+/// Generates (or loads) the OpenAPI schema with `version` as `info.version`,
+/// printing its warnings when `report` is set. Projects with neither
+/// `predict` nor `train` have no schema.
 pub fn schema(
     project: &Project,
     flags: &PlanFlags,
     env: &Environment,
     version: &str,
+    report: bool,
 ) -> Result<Option<GeneratedSchema>, CliError> {
     let (predict, train) = refs(project);
     if predict.is_none() && train.is_none() {
@@ -68,8 +70,10 @@ pub fn schema(
         None => schema::generate(&project.dir, predict, train, &options),
     };
     let generated = result.map_err(|e| CliError::plain(format!("image build failed: {e}")))?;
-    for warning in &generated.warnings {
-        eprintln!("{warning}");
+    if report {
+        for warning in &generated.warnings {
+            eprintln!("{warning}");
+        }
     }
     Ok(Some(generated))
 }
@@ -133,7 +137,7 @@ pub fn offline_plan(
     env: &Environment,
 ) -> Result<BuildPlan, CliError> {
     let version = crate::cli::VERSION;
-    let schema = schema(project, flags, env, version).ok().flatten();
+    let schema = schema(project, flags, env, version, true).ok().flatten();
     let concurrency = decorator_concurrency(project, schema.as_ref())?;
     let options = plan_options(project, flags, env, concurrency, version)?;
     plan::plan_offline(project, &options).map_err(|e| CliError::plain(e.to_string()))

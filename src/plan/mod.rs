@@ -508,7 +508,9 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::Requirements { .. } => python_installs("requirements"),
         StepKind::CogRuntime { .. } => python_installs("cog runtime wheels"),
         StepKind::Precompile => unsupported("--precompile runs compileall inside the image"),
-        StepKind::Ldconfig => unsupported("runs ldconfig inside the image"),
+        StepKind::Ldconfig => NativeSupport::Substituted {
+            how: "/etc/ld.so.conf.d/cog.conf is written from the installed *python*.so files; the ld.so cache is not regenerated (Python loads extension modules by path)".to_string(),
+        },
         StepKind::RunCommand { .. } => unsupported("runs a shell command inside the image"),
     }
 }
