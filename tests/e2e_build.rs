@@ -30,7 +30,13 @@ impl TiniServer {
         std::fs::write(dir.path().join("tini-amd64"), &bytes).unwrap();
         let port = common::free_port();
         let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -97,6 +103,9 @@ impl World {
             .env("COGPACK_TINI_URL", &self.tini.url)
             .env("COGPACK_TINI_SHA256", &self.tini.sha256)
             .env("DOCKER_CONFIG", store.join("docker-config"))
+            // Pin coglet too (cog's SDK only bounds it), so every run resolves
+            // the same versions.
+            .env("COGLET_WHEEL", "pypi:0.23.1")
             .env_remove("SOURCE_DATE_EPOCH")
             .output()
             .expect("cogpack runs")
@@ -110,7 +119,9 @@ impl World {
 /// Copies a fixture project into a fresh directory.
 fn project(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = common::scratch_dir("project");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e").join(fixture);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/e2e")
+        .join(fixture);
     let dst = dir.path().join(fixture);
     copy_tree(&src, &dst);
     (dir, dst)
@@ -145,7 +156,7 @@ fn predict(reference: &str, input: serde_json::Value) -> (u16, serde_json::Value
     let model = pulled
         .run(&RunOptions::default())
         .unwrap_or_else(|e| panic!("run {reference}: {e}"));
-    model.predict(&json!({ "input": input }))
+    model.predict(&input)
 }
 
 #[test]
@@ -155,7 +166,13 @@ fn hello_world_on_python_slim_serves_a_prediction() {
     let image = world.image("test/hello:v1");
     let output = world.cogpack(
         &project,
-        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
     );
     assert_success(&output, "cogpack build --push");
     let (status, body) = predict(&image, json!({"text": "world"}));

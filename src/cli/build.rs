@@ -80,8 +80,7 @@ pub fn run_build(
     let store = open_store(env)?;
     let first_schema = project::schema(project, &args.plan, env, super::VERSION, false)?;
     let concurrency = project::decorator_concurrency(project, first_schema.as_ref())?;
-    let options =
-        project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
+    let options = project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
     let plan = match &args.base {
         Some(_) => plan::plan_offline(project, &options),
         None => plan::plan(project, &options, &RegistryExists { client: &client }),
@@ -104,8 +103,15 @@ pub fn run_build(
         extra_labels: extra_labels(args, push_target, &cog_version),
     };
     let settings = native_settings(args, env, project)?;
-    let built = native::assemble(&plan, base.image, python.as_ref(), &generated, &settings, &store)
-        .map_err(|e| CliError::plain(format!("image build failed: {e}")))?;
+    let built = native::assemble(
+        &plan,
+        base.image,
+        python.as_ref(),
+        &generated,
+        &settings,
+        &store,
+    )
+    .map_err(|e| CliError::plain(format!("image build failed: {e}")))?;
     for notice in &built.notices {
         eprintln!("{notice}");
     }
@@ -136,24 +142,23 @@ fn docker_backend(
     name: &str,
 ) -> Result<(), CliError> {
     let schema = project::schema(project, &args.plan, env, super::VERSION, true)?;
-        let concurrency = project::decorator_concurrency(project, schema.as_ref())?;
-        let options =
-            project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
-        let plan = plan::plan_offline(project, &options).map_err(|e| CliError::plain(e.to_string()))?;
-        let bundle = crate::backend::docker::BundleInputs {
-            openapi_schema: schema.map(|s| s.json.into_bytes()),
-            weights_json: super::weights::runtime_manifest(project)?.map(String::into_bytes),
-            extra_labels: BTreeMap::new(),
-        };
-        let mut options = crate::backend::docker::DockerBuildOptions::new(name);
-        options.no_cache = args.no_cache;
-        options.source_date_epoch = env
-            .source_date_epoch()
-            .map_err(CliError::plain)?
-            .map(|s| s as i64);
-        crate::backend::docker::build(&plan, &bundle, &options)
-            .map_err(|e| CliError::plain(e.to_string()))?;
-        Ok(())
+    let concurrency = project::decorator_concurrency(project, schema.as_ref())?;
+    let options = project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
+    let plan = plan::plan_offline(project, &options).map_err(|e| CliError::plain(e.to_string()))?;
+    let bundle = crate::backend::docker::BundleInputs {
+        openapi_schema: schema.map(|s| s.json.into_bytes()),
+        weights_json: super::weights::runtime_manifest(project)?.map(String::into_bytes),
+        extra_labels: BTreeMap::new(),
+    };
+    let mut options = crate::backend::docker::DockerBuildOptions::new(name);
+    options.no_cache = args.no_cache;
+    options.source_date_epoch = env
+        .source_date_epoch()
+        .map_err(CliError::plain)?
+        .map(|s| s as i64);
+    crate::backend::docker::build(&plan, &bundle, &options)
+        .map_err(|e| CliError::plain(e.to_string()))?;
+    Ok(())
 }
 
 /// A multi-threaded runtime for registry calls (the build itself is sync).
@@ -206,10 +211,16 @@ fn resolve_base(
             source: None,
         });
     }
-    let reference = Reference::parse(&plan.base.reference).map_err(|e| CliError::plain(e.to_string()))?;
+    let reference =
+        Reference::parse(&plan.base.reference).map_err(|e| CliError::plain(e.to_string()))?;
     let pulled = runtime
         .block_on(client.pull_shallow(&reference, &Platform::linux_amd64()))
-        .map_err(|e| CliError::plain(format!("cannot pull base image {}: {e}", plan.base.reference)))?;
+        .map_err(|e| {
+            CliError::plain(format!(
+                "cannot pull base image {}: {e}",
+                plan.base.reference
+            ))
+        })?;
     store
         .put_bytes(&pulled.manifest.bytes)
         .and_then(|_| store.put_bytes(&pulled.config_bytes))
@@ -270,7 +281,11 @@ fn resolve_python(
 /// label and the schema's `info.version`, which must agree).
 fn installed_cog_version(python: Option<&PythonLayers>) -> String {
     python
-        .and_then(|p| p.installed.iter().find(|d| d.name.eq_ignore_ascii_case("cog")))
+        .and_then(|p| {
+            p.installed
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case("cog"))
+        })
         .map(|d| d.version.clone())
         .unwrap_or_else(|| super::VERSION.to_string())
 }
@@ -284,7 +299,10 @@ fn extra_labels(
     let mut extra = BTreeMap::new();
     extra.insert(labels::VERSION.to_string(), cog_version.to_string());
     if args.push_id && push_target.is_some() {
-        extra.insert("run.cog.push_id".to_string(), uuid::Uuid::now_v7().to_string());
+        extra.insert(
+            "run.cog.push_id".to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        );
     }
     extra
 }
@@ -327,8 +345,11 @@ fn weight_source_dirs(project: &Project) -> Vec<String> {
         .flat_map(|w| &w.sources)
         .filter_map(|s| {
             let uri = s.uri.strip_prefix("file://").unwrap_or(&s.uri);
-            (!s.uri.contains("://") || s.uri.starts_with("file://"))
-                .then(|| uri.trim_start_matches("./").trim_end_matches('/').to_string())
+            (!s.uri.contains("://") || s.uri.starts_with("file://")).then(|| {
+                uri.trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
         })
         .filter(|p| !p.is_empty() && !p.starts_with('/') && !p.starts_with(".."))
         .collect()
@@ -340,7 +361,10 @@ fn report_layers(args: &BuildArgs, layers: &[native::LayerSummary]) {
         let state = if layer.cached { "cached" } else { "built" };
         status(
             args,
-            &format!("  {state:6} {} {} ({} bytes)", layer.digest, layer.name, layer.size),
+            &format!(
+                "  {state:6} {} {} ({} bytes)",
+                layer.digest, layer.name, layer.size
+            ),
         );
     }
 }
@@ -458,7 +482,10 @@ pub fn push(
     }
     status(
         args,
-        &format!("Pushed {reference} in {:.1}s", started.elapsed().as_secs_f64()),
+        &format!(
+            "Pushed {reference} in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ),
     );
     Ok(())
 }

@@ -8,10 +8,10 @@ mod project;
 mod target;
 mod weights;
 
-use args::{Cli, Command};
 use crate::config;
-use env::Environment;
+use args::{Cli, Command};
 use clap::Parser;
+use env::Environment;
 use std::fmt;
 
 /// An error shown to the user: what went wrong and a hint of what to do.
@@ -80,7 +80,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Build(args) => {
             let project = project::load_project(&cli.file)?;
             let target = if args.push {
-                Some(target::push_target(&project, None, args.tag.as_deref(), &env)?)
+                Some(target::push_target(
+                    &project,
+                    None,
+                    args.tag.as_deref(),
+                    &env,
+                )?)
             } else {
                 None
             };

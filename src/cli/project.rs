@@ -86,9 +86,17 @@ pub fn decorator_concurrency(
     let Some(schema) = schema else {
         return Ok(None);
     };
-    let python = project.config.build.as_ref().map(|b| b.python_version.as_str());
-    schema::effective_concurrency(project.config.concurrency_max, python, schema)
-        .map_err(|e| CliError::new(e, "make run()/predict() `async def` or lower the concurrency"))?;
+    let python = project
+        .config
+        .build
+        .as_ref()
+        .map(|b| b.python_version.as_str());
+    schema::effective_concurrency(project.config.concurrency_max, python, schema).map_err(|e| {
+        CliError::new(
+            e,
+            "make run()/predict() `async def` or lower the concurrency",
+        )
+    })?;
     Ok(schema.concurrency_max)
 }
 
@@ -111,7 +119,11 @@ pub fn plan_options(
         .map(plan::ca_cert::read_ca_cert)
         .transpose()
         .map_err(|e| CliError::plain(e.to_string()))?;
-    let git = plan::git::git_labels(&project.dir, env.get("GITHUB_SHA"), env.get("GITHUB_REF_NAME"));
+    let git = plan::git::git_labels(
+        &project.dir,
+        env.get("GITHUB_SHA"),
+        env.get("GITHUB_REF_NAME"),
+    );
     Ok(PlanOptions {
         use_cog_base_image: flags.use_cog_base_image,
         use_cuda_base_image: cuda_base_flag(flags.use_cuda_base_image.as_deref()),

@@ -99,7 +99,9 @@ fn model_reference(project: &Project, env: &Environment) -> Result<Option<Refere
             "give a host name with an optional port, e.g. registry.example.com:5000",
         ));
     }
-    let repository = env.string("COG_MODEL_REPO").unwrap_or(base.repository.clone());
+    let repository = env
+        .string("COG_MODEL_REPO")
+        .unwrap_or(base.repository.clone());
     if repository.contains(':') || repository.contains('@') {
         return Err(CliError::new(
             format!("invalid COG_MODEL_REPO {repository:?}"),
@@ -107,7 +109,8 @@ fn model_reference(project: &Project, env: &Environment) -> Result<Option<Refere
         ));
     }
     let tag = env.string("COG_MODEL_TAG").unwrap_or_else(timestamp_tag);
-    let valid_tag = regex::Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("static regex");
+    let valid_tag =
+        regex::Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").expect("static regex");
     if !valid_tag.is_match(&tag) || tag.starts_with("cog-") {
         return Err(CliError::new(
             format!("invalid COG_MODEL_TAG {tag:?}"),

@@ -18,7 +18,10 @@ fn read_lockfile(project_dir: &Path) -> Result<Option<LockFile>, CliError> {
             .map(Some)
             .map_err(|e| CliError::plain(e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::plain(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(CliError::plain(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -13,7 +13,9 @@ pub use python_step::{PythonSettings, python_target, resolve_python};
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
 use crate::layer::source::{SourceOptions, scan_source_tree};
 use crate::layer::{Entry, LayerError, LayerJob, LayerOptions, build_layers};
-use crate::oci::image::{AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble as assemble_image};
+use crate::oci::image::{
+    AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble as assemble_image,
+};
 use crate::oci::store::Store;
 use crate::plan::image::labels;
 use crate::plan::{BuildPlan, CogFile, Step, StepKind};
@@ -32,7 +34,9 @@ pub enum NativeError {
     #[error(transparent)]
     Image(#[from] crate::oci::image::ImageError),
     /// Python packages could not be resolved, fetched or installed.
-    #[error("{0:#}\nhint: check the requirements; `--backend docker` runs pip inside the image instead")]
+    #[error(
+        "{0:#}\nhint: check the requirements; `--backend docker` runs pip inside the image instead"
+    )]
     Python(anyhow::Error),
     /// The plan asks for something this engine cannot do.
     #[error("{0}")]
@@ -107,7 +111,15 @@ pub fn assemble(
     let mut notices = Vec::new();
     let mut jobs = Vec::new();
     for step in &plan.steps {
-        jobs.extend(step_jobs(plan, step, python, generated, settings, store, &mut notices)?);
+        jobs.extend(step_jobs(
+            plan,
+            step,
+            python,
+            generated,
+            settings,
+            store,
+            &mut notices,
+        )?);
     }
     if settings.no_cache {
         jobs.iter_mut().for_each(|j| j.job.cache_key = None);
@@ -187,8 +199,10 @@ fn step_jobs(
         if let (Some(p), Some(job)) = (python, jobs.first_mut()) {
             let lock = hex::encode(Sha256::digest(format!("{:?}", p.lock.packages)));
             if let Some(key) = &mut job.job.cache_key {
-                key.push_str(&format!("
-lock:{lock}"));
+                key.push_str(&format!(
+                    "
+lock:{lock}"
+                ));
             }
         }
         jobs
@@ -199,17 +213,37 @@ lock:{lock}"));
             single(vec![entry])
         }
         StepKind::Uv { .. } => python_job(python_part(|p| &p.uv_binaries)?),
-        StepKind::PythonAlias => single(vec![Entry::symlink("usr/local/bin/python", "/usr/bin/python3")]),
+        StepKind::PythonAlias => single(vec![Entry::symlink(
+            "usr/local/bin/python",
+            "/usr/bin/python3",
+        )]),
         StepKind::Requirements { .. } => python_job(python_part(|p| &p.dependencies)?),
-        StepKind::CogRuntime { .. } => python_job(python_part(|p| &p.cog_runtime)?),
+        StepKind::CogRuntime { .. } => {
+            // Without a requirements step, the runtime's own dependencies
+            // (requests, pydantic, …) still need a layer below it.
+            let mut jobs = Vec::new();
+            if plan.step("requirements").is_none() {
+                jobs.extend(python_job(python_part(|p| &p.dependencies)?));
+                if let Some(job) = jobs.first_mut() {
+                    job.name = format!("{} (dependencies)", step.name);
+                }
+            }
+            jobs.extend(python_job(python_part(|p| &p.cog_runtime)?));
+            jobs
+        }
         StepKind::Ldconfig => single(vec![ld_so_conf(python)]),
-        StepKind::SourceTree { destination } => source_jobs(plan, step, destination, settings, notices)?,
+        StepKind::SourceTree { destination } => {
+            source_jobs(plan, step, destination, settings, notices)?
+        }
         StepKind::CogFiles { files } => single(cog_file_entries(files, generated)),
         // Config-only steps live in the image config; WORKDIR is created by
         // the source layer; steps that must run code were refused by the plan.
         _ => Vec::new(),
     };
-    Ok(jobs.into_iter().filter(|j| !j.job.entries.is_empty()).collect())
+    Ok(jobs
+        .into_iter()
+        .filter(|j| !j.job.entries.is_empty())
+        .collect())
 }
 
 /// The Dockerfile line this step stands for, as image history.
@@ -227,17 +261,25 @@ fn created_by(step: &Step) -> String {
 fn entries_key(step_id: &str, entries: &[Entry]) -> String {
     let mut hasher = Sha256::new();
     for entry in entries {
-        hasher.update(format!("{}\0{:o}\0{}\0{}\0", entry.path, entry.mode, entry.uid, entry.gid));
+        hasher.update(format!(
+            "{}\0{:o}\0{}\0{}\0",
+            entry.path, entry.mode, entry.uid, entry.gid
+        ));
         hasher.update(match &entry.kind {
             crate::layer::EntryKind::Dir => "dir".to_string(),
             crate::layer::EntryKind::Symlink { target } => format!("symlink:{target}"),
             crate::layer::EntryKind::Hardlink { target } => format!("hardlink:{target}"),
             crate::layer::EntryKind::Whiteout => "whiteout".to_string(),
-            crate::layer::EntryKind::File { source, size } => format!("file:{size}:{}", source_key(source)),
+            crate::layer::EntryKind::File { source, size } => {
+                format!("file:{size}:{}", source_key(source))
+            }
         });
         hasher.update(b"\n");
     }
-    format!("native-step-v1\n{step_id}\n{}", hex::encode(hasher.finalize()))
+    format!(
+        "native-step-v1\n{step_id}\n{}",
+        hex::encode(hasher.finalize())
+    )
 }
 
 /// Identity of a file's bytes for cache keys. In-memory bytes are hashed;
@@ -319,9 +361,14 @@ fn add_config_copy(plan: &BuildPlan, dest: &str, main: &mut LayerJob) -> Result<
     })?;
     let target = format!("{dest}/cog.yaml");
     main.entries.retain(|e| e.path != target);
-    main.entries.push(Entry::file_bytes(target, 0o644, bytes.clone()));
+    main.entries
+        .push(Entry::file_bytes(target, 0o644, bytes.clone()));
     if let Some(key) = &mut main.cache_key {
-        key.push_str(&format!("\nconfig-copy:{}:{}", plan.config_file, hex::encode(Sha256::digest(&bytes))));
+        key.push_str(&format!(
+            "\nconfig-copy:{}:{}",
+            plan.config_file,
+            hex::encode(Sha256::digest(&bytes))
+        ));
     }
     Ok(())
 }
@@ -336,7 +383,10 @@ fn cog_file_entries(files: &[CogFile], generated: &GeneratedInputs) -> Vec<Entry
                 "weights.json" => generated.weights_json.clone(),
                 _ => None,
             }?;
-            Some(generated_file(file.image_path.trim_start_matches('/'), bytes.into_bytes()))
+            Some(generated_file(
+                file.image_path.trim_start_matches('/'),
+                bytes.into_bytes(),
+            ))
         })
         .collect()
 }
@@ -409,7 +459,11 @@ pub fn tini_file(url: Option<&str>, sha256: Option<&str>) -> Result<FixedFile, N
             .get("tini")
             .and_then(|t| t.get(key))
             .cloned()
-            .ok_or_else(|| NativeError::Unsupported(format!("base-images/artifacts.toml: tini.{key} is missing")))
+            .ok_or_else(|| {
+                NativeError::Unsupported(format!(
+                    "base-images/artifacts.toml: tini.{key} is missing"
+                ))
+            })
     };
     let (url, sha256) = match (url, sha256) {
         (Some(url), Some(sha)) => (url.to_string(), sha.to_string()),

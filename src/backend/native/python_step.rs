@@ -159,5 +159,4 @@ mod tests {
             "numpy==2.0.0\n./dist/pkg-1.0-py3-none-any.whl"
         );
     }
-
 }
