@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod base_image;
+pub mod cogpack;
 pub mod registry;
 pub mod runner;
 
@@ -28,7 +29,7 @@ pub fn free_port() -> u16 {
 pub fn cache_dir() -> PathBuf {
     let dir = match std::env::var_os("COGPACK_TEST_CACHE") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_TARGET_TMPDIR")).join("cogpack-test-cache"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/cogpack-test-cache"),
     };
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("cannot create test cache dir {}: {e}", dir.display()));
