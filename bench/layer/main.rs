@@ -1,6 +1,7 @@
 //! Layer engine benchmark: one command, prints a markdown table.
 //!
-//! `cargo bench --bench layer` (size: `COGPACK_BENCH_MIB`, default 1024).
+//! `cargo bench --bench layer` (size: `COGPACK_BENCH_MIB`, default 1024;
+//! `COGPACK_BENCH_ONLY=gzip|zstd|uncompressed` limits the throughput rows).
 //!
 //! 1. A mixed tree (large text-like and random files plus many small source
 //!    files) packed as a layer uncompressed, gzip -6 and zstd -3 by cogpack,
@@ -183,7 +184,9 @@ fn row(out: &mut String, what: &str, tool: &str, bytes: u64, out_size: u64, d: D
     ));
 }
 
+/// `COGPACK_BENCH_ONLY=zstd` (or `gzip`, `uncompressed`) runs one row pair.
 fn throughput(work: &Path, total: u64, table: &mut String) {
+    let only = std::env::var("COGPACK_BENCH_ONLY").ok();
     let tree = work.join("tree");
     make_tree(&tree, total);
     let input = tree_size(&tree);
@@ -213,6 +216,9 @@ fn throughput(work: &Path, total: u64, table: &mut String) {
             format!("tar -cf - -C {tree_arg} . | zstd -q -3 > {}", out.display()),
         ),
     ] {
+        if !only.as_deref().is_none_or(|o| name.contains(o)) {
+            continue;
+        }
         let store = Store::open(work.join(format!("store-{}", name.replace(' ', "")))).unwrap();
         let e = entries();
         let (rec, d) = time(|| {
