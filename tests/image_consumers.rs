@@ -123,7 +123,11 @@ fn build_image(tmp: &Path) -> (StoreImage, Store) {
     let url = serve(tini_bytes.clone(), 1);
     let store = Store::open(tmp.join("store")).unwrap();
     base_layout(tmp);
-    let base = read_base(&format!("{}:3.11", tmp.join("base").display()), &store).unwrap();
+    let base = read_base(
+        &format!("oci-layout:{}:3.11", tmp.join("base").display()),
+        &store,
+    )
+    .unwrap();
     let tini = FixedFile {
         url,
         sha256: Digest::of_bytes(&tini_bytes),

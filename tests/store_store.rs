@@ -110,6 +110,8 @@ fn named_images_round_trip_and_gc_keeps_only_what_they_reference() {
         .to_string();
     assert!(err.contains("no image named \"nope\""), "{err}");
     assert_eq!(blob_count(tmp.path()), 7);
+    let cache_key = "k\ntar-v1;gzip-blocks-1m-6;mtime=0";
+    assert!(store.cached_layer(cache_key).unwrap().is_some());
     let report = store.gc().unwrap();
     assert_eq!(
         report.kept_blobs, 3,
@@ -119,10 +121,8 @@ fn named_images_round_trip_and_gc_keeps_only_what_they_reference() {
     assert!(store.has_blob(&kept.digest()));
     assert!(!store.has_blob(&dropped.digest()));
     assert!(
-        store
-            .cached_layer("k\ntar-v1;gzip-blocks-1m-6;mtime=0")
-            .unwrap()
-            .is_none()
+        store.cached_layer(cache_key).unwrap().is_none(),
+        "gc drops the unreferenced cached layer"
     );
     assert!(StoreImage::load_named(&store, "model:latest").is_ok());
 }

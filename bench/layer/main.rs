@@ -1,6 +1,7 @@
 //! Layer engine benchmark: one command, prints a markdown table.
 //!
-//! `cargo bench --bench layer` (size: `COGPACK_BENCH_MIB`, default 1024).
+//! `cargo bench --bench layer` (size: `COGPACK_BENCH_MIB`, default 1024;
+//! `COGPACK_BENCH_ONLY=gzip|zstd|uncompressed` limits the throughput rows).
 //!
 //! 1. A mixed tree (large text-like and random files plus many small source
 //!    files) packed as a layer uncompressed, gzip -6 and zstd -3 by cogpack,
@@ -16,6 +17,8 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -147,15 +150,29 @@ fn mbps(bytes: u64, d: Duration) -> String {
     format!("{:.0}", bytes as f64 / MIB as f64 / d.as_secs_f64())
 }
 
-fn peak_rss_mib() -> String {
+/// A field of /proc/self/status in KiB.
+fn status_kib(field: &str) -> u64 {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| format!("{:.0}", kb as f64 / 1024.0))
-        .unwrap_or_else(|| "?".into())
+        .unwrap_or(0)
+}
+
+/// Samples anonymous (heap) memory every 10 ms; file pages mapped by mmap
+/// are not counted, they are the page cache.
+fn start_heap_sampler() -> Arc<AtomicU64> {
+    let peak = Arc::new(AtomicU64::new(0));
+    let p = peak.clone();
+    std::thread::spawn(move || {
+        loop {
+            p.fetch_max(status_kib("RssAnon:"), Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    peak
 }
 
 fn row(out: &mut String, what: &str, tool: &str, bytes: u64, out_size: u64, d: Duration) {
@@ -167,7 +184,9 @@ fn row(out: &mut String, what: &str, tool: &str, bytes: u64, out_size: u64, d: D
     ));
 }
 
+/// `COGPACK_BENCH_ONLY=zstd` (or `gzip`, `uncompressed`) runs one row pair.
 fn throughput(work: &Path, total: u64, table: &mut String) {
+    let only = std::env::var("COGPACK_BENCH_ONLY").ok();
     let tree = work.join("tree");
     make_tree(&tree, total);
     let input = tree_size(&tree);
@@ -197,6 +216,9 @@ fn throughput(work: &Path, total: u64, table: &mut String) {
             format!("tar -cf - -C {tree_arg} . | zstd -q -3 > {}", out.display()),
         ),
     ] {
+        if !only.as_deref().is_none_or(|o| name.contains(o)) {
+            continue;
+        }
         let store = Store::open(work.join(format!("store-{}", name.replace(' ', "")))).unwrap();
         let e = entries();
         let (rec, d) = time(|| {
@@ -213,16 +235,11 @@ fn throughput(work: &Path, total: u64, table: &mut String) {
         row(table, name, "cogpack", input, rec.size, d);
         let d = shell(&baseline);
         let size = fs::metadata(&out).unwrap().len();
-        row(
-            table,
-            name,
-            &baseline
-                .replace(&tree_arg.to_string(), "TREE")
-                .replace(&out.display().to_string(), "OUT"),
-            input,
-            size,
-            d,
-        );
+        let shown = baseline
+            .replace(&tree_arg.to_string(), "TREE")
+            .replace(&out.display().to_string(), "OUT")
+            .replace('|', "\\|");
+        row(table, name, &format!("`{shown}`"), input, size, d);
         fs::remove_dir_all(store.root()).unwrap();
     }
     table.push_str(&format!(
@@ -281,6 +298,7 @@ fn main() {
         .unwrap_or(1024)
         * MIB;
     let work = tempfile::tempdir().unwrap();
+    let heap_peak = start_heap_sampler();
     let mut table = String::from(
         "## Layer throughput (same tree, same run)\n\n| compression | tool | seconds | MiB/s (input) | output MiB |\n|---|---|---|---|---|\n",
     );
@@ -288,9 +306,11 @@ fn main() {
     table.push_str("\n## Source-only rebuild\n\n| step | seconds | note |\n|---|---|---|\n");
     source_rebuild(work.path(), &mut table);
     table.push_str(&format!(
-        "\nThreads: {}. Peak RSS of the bench process: {} MiB. cogpack fsyncs each blob before the rename; the shell baselines do not.\n",
+        "\nThreads: {}. Peak anonymous memory (heap, sampled every 10 ms; mmapped file pages excluded): {:.0} MiB; peak RSS including mapped files: {:.0} MiB. cogpack fsyncs each blob before the rename; the shell baselines do not. Load average at the end: {}.\n",
         rayon::current_num_threads(),
-        peak_rss_mib()
+        heap_peak.load(Ordering::Relaxed) as f64 / 1024.0,
+        status_kib("VmHWM:") as f64 / 1024.0,
+        fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     ));
     println!("{table}");
 }

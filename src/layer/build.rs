@@ -66,7 +66,9 @@ pub fn build_layer(
         path: temp_path.clone(),
         source,
     };
-    let blob_sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp));
+    // Uncompressed blobs are the tar itself: hash once, count only here.
+    let uncompressed = opts.compression == Compression::None;
+    let blob_sink = HashingWriter::new(BufWriter::with_capacity(1 << 20, temp)).hash(!uncompressed);
     let compressor = opts.compression.writer(blob_sink).map_err(write_err)?;
     let mut tar_sink = BufWriter::with_capacity(256 << 10, HashingWriter::new(compressor));
     write_tar(&entries, TarOptions { mtime: opts.mtime }, &mut tar_sink).map_err(|e| match e {
@@ -78,7 +80,12 @@ pub fn build_layer(
         .map_err(|e| write_err(e.into_error()))?;
     let (diff_id, _, compressor) = tar_hasher.finish();
     let blob_sink = compressor.finish().map_err(write_err)?;
-    let (digest, size, file_writer) = blob_sink.finish();
+    let (blob_digest, size, file_writer) = blob_sink.finish();
+    let digest = if uncompressed {
+        diff_id.clone()
+    } else {
+        blob_digest
+    };
     let temp = file_writer
         .into_inner()
         .map_err(|e| write_err(e.into_error()))?;
@@ -132,6 +139,7 @@ pub struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     count: u64,
+    hashing: bool,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -141,7 +149,15 @@ impl<W: Write> HashingWriter<W> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            hashing: true,
         }
+    }
+
+    /// With `false`, only counts bytes (the digest returned by
+    /// [`HashingWriter::finish`] is then that of nothing and must be ignored).
+    pub fn hash(mut self, enabled: bool) -> Self {
+        self.hashing = enabled;
+        self
     }
 
     /// The digest and byte count of everything written, and the inner writer.
@@ -157,7 +173,9 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

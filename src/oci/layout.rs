@@ -167,11 +167,13 @@ fn hash_into(
     Ok((Digest::from_sha256(hasher.finalize().into()), temp))
 }
 
-/// Reads a base image from the OCI layout `spec` (`DIR[:tag]`): picks the
+/// Reads a base image from the OCI layout `spec` (`DIR[:tag]`, with or
+/// without the `oci-layout:` prefix of `--base`): picks the
 /// manifest named `tag` (or the only one), resolves an index to its
 /// linux/amd64 manifest, and copies config and layer blobs into `store`,
 /// verifying each digest.
 pub fn read_base(spec: &str, store: &Store) -> Result<BaseImage, ImageError> {
+    let spec = spec.strip_prefix("oci-layout:").unwrap_or(spec);
     let (dir, tag) = split_dir_tag(spec);
     let index_path = dir.join("index.json");
     let bytes = fs::read(&index_path).map_err(io_err("read", &index_path))?;
