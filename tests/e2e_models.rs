@@ -11,12 +11,13 @@ mod common;
 use base64::Engine;
 use common::base_image;
 use common::registry::{LoggedRequest, Registry};
-use common::runner::{self, PulledImage, RunOptions};
+use common::runner::{self, PulledImage, RunOptions, RunningModel};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// A loopback HTTP server for the tini binary (its real download host is
 /// unreachable here); killed on drop.
@@ -173,12 +174,32 @@ fn pull(reference: &str) -> PulledImage {
     runner::pull(reference).unwrap_or_else(|e| panic!("pull {reference}: {e}"))
 }
 
+/// Held while a model runs. Every bwrap sandbox shares the host's network
+/// namespace but has its own PID namespace, so two models running at once get
+/// the same PIDs, and coglet's abstract-socket names (derived from them)
+/// collide: the second worker fails with "Address already in use".
+static MODEL_SLOT: Mutex<()> = Mutex::new(());
+
+/// A running model plus the [`MODEL_SLOT`] guard (dropped after the model).
+struct Served {
+    model: RunningModel,
+    _slot: MutexGuard<'static, ()>,
+}
+
+/// Starts `image` with `options`, one model at a time across this binary.
+fn serve(image: &PulledImage, options: &RunOptions) -> Result<Served, String> {
+    let slot = MODEL_SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok(Served {
+        model: image.run(options)?,
+        _slot: slot,
+    })
+}
+
 /// Serves `image` with default options and returns the prediction for `input`.
 fn predict_once(image: &PulledImage, input: Value) -> (u16, Value) {
-    let model = image
-        .run(&RunOptions::default())
+    let served = serve(image, &RunOptions::default())
         .unwrap_or_else(|e| panic!("run {}: {e}", image.reference));
-    model.predict(&input)
+    served.model.predict(&input)
 }
 
 /// The manifest digest the registry serves for `reference`, computed from
@@ -319,7 +340,8 @@ fn schema_rejects_bad_input_and_serves_the_built_schema() {
         "{label}"
     );
 
-    let model = pulled.run(&RunOptions::default()).expect("model starts");
+    let served = serve(&pulled, &RunOptions::default()).expect("model starts");
+    let model = &served.model;
     let served = model.get("/openapi.json");
     assert_eq!(served.status, 200, "{}", served.text());
     let served: Value = serde_json::from_slice(&served.body).expect("served schema is JSON");
@@ -356,7 +378,8 @@ fn training_predictor_answers_trainings_in_train_mode() {
         extra_args: vec!["--x-mode".into(), "train".into()],
         ..RunOptions::default()
     };
-    let model = pulled.run(&options).expect("model starts in train mode");
+    let served = serve(&pulled, &options).expect("model starts in train mode");
+    let model = &served.model;
     let (status, body) = model.train(&json!({ "steps": 7 }));
     assert_eq!(status, 200, "training failed: {body}\n{}", model.log());
     assert_eq!(body["status"], "succeeded", "{body}");
@@ -512,11 +535,14 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
 /// Runs `image` and asks for one prediction; `Err` describes why the check
 /// failed (server did not start, non-200, not succeeded, wrong output).
 fn hello_check(image: &PulledImage) -> Result<(), String> {
-    let model = image.run(&RunOptions {
-        ready_timeout: Some(std::time::Duration::from_secs(60)),
-        ..RunOptions::default()
-    })?;
-    let (status, body) = model.predict(&json!({ "text": "world" }));
+    let served = serve(
+        image,
+        &RunOptions {
+            ready_timeout: Some(std::time::Duration::from_secs(60)),
+            ..RunOptions::default()
+        },
+    )?;
+    let (status, body) = served.model.predict(&json!({ "text": "world" }));
     if status == 200 && body["status"] == "succeeded" && body["output"] == "hello world" {
         Ok(())
     } else {
@@ -545,6 +571,24 @@ fn cog_site_packages(image: &PulledImage) -> PathBuf {
     PathBuf::from(dir.trim())
 }
 
+/// The check must fail, and not because of the harness (port or socket
+/// clashes), so the failure is the broken image's own.
+fn assert_failed_for_the_image(result: Result<(), String>, variant: &str) {
+    let error = match result {
+        Ok(()) => panic!("broken variant ({variant}) still passed the check"),
+        Err(error) => error,
+    };
+    assert!(
+        !error.contains("Address already in use"),
+        "{variant} failed for a harness reason:\n{error}"
+    );
+    eprintln!("--- {variant} fails as it should:\n{error}");
+}
+
+fn assert_check_fails(image: &PulledImage, variant: &str) {
+    assert_failed_for_the_image(hello_check(image), variant);
+}
+
 #[test]
 fn broken_variants_of_a_good_image_fail_the_run_check() {
     let world = World::new();
@@ -556,17 +600,11 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
 
     let config = pulled.config.clone();
     pulled.config["config"]["WorkingDir"] = json!("/tmp");
-    assert!(
-        hello_check(&pulled).is_err(),
-        "wrong WorkingDir still passed"
-    );
+    assert_check_fails(&pulled, "WorkingDir /tmp");
     pulled.config = config.clone();
 
     remove_env(&mut pulled, "COG_PREDICT_TYPE_STUB");
-    assert!(
-        hello_check(&pulled).is_err(),
-        "image without COG_PREDICT_TYPE_STUB still passed"
-    );
+    assert_check_fails(&pulled, "no COG_PREDICT_TYPE_STUB");
     pulled.config = config;
 
     let site_packages = cog_site_packages(&pulled);
@@ -577,10 +615,6 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
     std::fs::rename(&on_host, &moved).unwrap();
     let result = hello_check(&pulled);
     std::fs::rename(&moved, &on_host).unwrap();
-    assert!(
-        result.is_err(),
-        "image with {} moved away still passed",
-        site_packages.display()
-    );
+    assert_failed_for_the_image(result, &format!("{} moved", site_packages.display()));
     hello_check(&pulled).expect("the restored image passes the check again");
 }
