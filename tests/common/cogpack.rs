@@ -11,7 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 /// The cogpack binary: `COGPACK_BIN`, else the one cargo built next to the tests.
 pub fn cogpack_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("COGPACK_BIN") {
-        return PathBuf::from(bin);
+        let bin = PathBuf::from(bin);
+        return std::fs::canonicalize(&bin).unwrap_or(bin);
     }
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
