@@ -4,9 +4,13 @@
 pub mod args;
 mod build;
 pub mod env;
+mod gc_cmd;
+mod inspect_cmd;
+mod login_cmd;
 mod project;
 mod target;
 mod weights;
+mod weights_cmd;
 
 use crate::config;
 use args::{Cli, Command};
@@ -117,18 +121,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", crate::backend::docker::render_dockerfile(&plan));
             Ok(())
         }
-        Command::Weights(_) => Err(CliError::not_implemented(
-            "managed weights",
-            "use `cog weights` for now",
-        )),
-        Command::Inspect(_) | Command::Login(_) => Err(CliError::not_implemented(
-            "this command",
-            "use `cog` or `docker` for now",
-        )),
-        Command::Gc(_) => Err(CliError::not_implemented(
-            "the local store",
-            "remove the store directory by hand",
-        )),
+        Command::Weights(command) => weights_cmd::run(&cli.file, command, &env),
+        Command::Inspect(args) => inspect_cmd::run(args, &env),
+        Command::Login(args) => login_cmd::run(args, &env),
+        Command::Gc(args) => gc_cmd::run(args, &env),
     }
 }
 

@@ -78,7 +78,10 @@ pub fn push_target(
 }
 
 /// The bundle reference (cog's `ResolveModelRef`), or `None` for image format.
-pub(crate) fn model_reference(project: &Project, env: &Environment) -> Result<Option<Reference>, CliError> {
+pub(crate) fn model_reference(
+    project: &Project,
+    env: &Environment,
+) -> Result<Option<Reference>, CliError> {
     if let Some(model) = env.get("COG_MODEL") {
         let mut reference = parse(model)?;
         if model_has_no_tag(model) {

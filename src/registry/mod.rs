@@ -21,6 +21,7 @@ pub mod reference;
 pub mod remote;
 pub mod settings;
 pub mod upload;
+pub mod weights_adapter;
 
 pub use client::{Client, ClientOptions, RetryPolicy};
 pub use credentials::{Credential, DockerConfig};

@@ -4,9 +4,9 @@
 //! Calls run on a tokio runtime through its [`Handle`]; they must come from
 //! threads that are not runtime threads (the weights pipeline's own
 //! threads). Blob uploads go through [`Client::push_blob`] (HEAD, monolithic
-//! or chunked upload, retries), reading the weight bytes on the calling
-//! thread and handing them over in small frames, so memory stays flat
-//! whatever the weight's size.
+//! or chunked upload, retries) driven on a helper thread, while the calling
+//! thread reads the weight bytes and hands them over in small frames, so
+//! memory stays flat whatever the weight's size.
 
 use super::auth::Scope;
 use super::client::status_error;
@@ -103,11 +103,14 @@ impl WeightRegistry for ClientWeightRegistry {
         let target = self.repository.clone();
         let upload = self.upload.clone();
         let progress = Arc::clone(&self.progress);
-        self.runtime.spawn(async move {
-            let result = client.push_blob(&target, blob, &upload, &progress).await;
-            let _ = events.send(UploadEvent::Done(result.map(|_| ())));
-        });
-        serve_upload(&inbox, open)
+        let runtime = self.runtime.clone();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let result = runtime.block_on(client.push_blob(&target, blob, &upload, &progress));
+                let _ = events.send(UploadEvent::Done(result.map(|_| ())));
+            });
+            serve_upload(&inbox, open)
+        })
     }
 
     fn put_manifest(
