@@ -9,127 +9,51 @@
 mod common;
 
 use base64::Engine;
-use common::base_image;
-use common::registry::{LoggedRequest, Registry};
+use common::cogpack::{World, cogpack_bin};
+use common::registry::LoggedRequest;
 use common::runner::{self, PulledImage, RunOptions, RunningModel};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-/// A loopback HTTP server for the tini binary (its real download host is
-/// unreachable here); killed on drop.
-struct TiniServer {
-    child: Child,
-    url: String,
-    sha256: String,
-    _dir: tempfile::TempDir,
+/// `cogpack build --push -t IMAGE ARGS…` in `project` with the world's
+/// store; panics with cogpack's output when it fails.
+fn build_push(world: &World, project: &Path, image: &str, args: &[&str]) {
+    let output = build_push_with(world, project, image, args, world.store.path(), &[]);
+    assert_success(&output, &format!("cogpack build --push -t {image}"));
 }
 
-impl TiniServer {
-    fn start() -> TiniServer {
-        let dir = common::scratch_dir("tini");
-        let bytes = std::fs::read("/usr/bin/tini-static")
-            .expect("Debian's tini package provides /usr/bin/tini-static");
-        std::fs::write(dir.path().join("tini-amd64"), &bytes).unwrap();
-        let port = common::free_port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        TiniServer {
-            child,
-            url: format!("http://127.0.0.1:{port}/tini-amd64"),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for TiniServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One test's world: a registry with the stand-in bases (reached through
-/// cogpack's registry mirrors for docker.io and r8.im), a tini server and an
-/// empty cogpack store.
-struct World {
-    registry: Registry,
-    tini: TiniServer,
-    store: tempfile::TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        let registry = Registry::start();
-        base_image::push_python_slim(&registry.host);
-        base_image::push_cog_base(&registry.host);
-        World {
-            registry,
-            tini: TiniServer::start(),
-            store: common::scratch_dir("store"),
-        }
-    }
-
-    /// `cogpack build --push -t IMAGE ARGS…` in `project` with the world's
-    /// store; panics with cogpack's output when it fails.
-    fn build_push(&self, project: &Path, image: &str, args: &[&str]) {
-        let output = self.cogpack(project, image, args, self.store.path(), &[]);
-        assert_success(&output, &format!("cogpack build --push -t {image}"));
-    }
-
-    /// Runs `cogpack build --push -t image` plus `args` with `store` as
-    /// COGPACK_HOME and `env` added.
-    fn cogpack(
-        &self,
-        project: &Path,
-        image: &str,
-        args: &[&str],
-        store: &Path,
-        env: &[(&str, &str)],
-    ) -> Output {
-        let mirror_docker = format!("docker.io={}", self.registry.host);
-        let mirror_r8 = format!("r8.im={}", self.registry.host);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cogpack"));
-        command
-            .args(["build", "--push", "-t", image])
-            .args(args)
-            .args(["--registry-mirror", &mirror_docker])
-            .args(["--registry-mirror", &mirror_r8])
-            .args(["--progress", "plain"])
-            .current_dir(project)
-            .env("COGPACK_HOME", store)
-            .env("COGPACK_TINI_URL", &self.tini.url)
-            .env("COGPACK_TINI_SHA256", &self.tini.sha256)
-            .env("DOCKER_CONFIG", store.join("docker-config"))
-            // Pin coglet too (cog's SDK only bounds it), so every run
-            // resolves the same versions.
-            .env("COGLET_WHEEL", "pypi:0.23.1")
-            .env_remove("SOURCE_DATE_EPOCH");
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        command.output().expect("cogpack runs")
-    }
-
-    fn image(&self, repo_tag: &str) -> String {
-        format!("{}/{repo_tag}", self.registry.host)
-    }
+/// `cogpack build --push -t image ARGS…` with `store` as the store and
+/// `env` added to [`World::cogpack_with_store`]'s environment.
+fn build_push_with(
+    world: &World,
+    project: &Path,
+    image: &str,
+    args: &[&str],
+    store: &Path,
+    env: &[(&str, &str)],
+) -> Output {
+    let mirror_docker = format!("docker.io={}", world.registry.host);
+    let mirror_r8 = format!("r8.im={}", world.registry.host);
+    let mut command = Command::new(cogpack_bin());
+    command
+        .args(["build", "--push", "-t", image])
+        .args(args)
+        .args(["--registry-mirror", &mirror_docker])
+        .args(["--registry-mirror", &mirror_r8])
+        .args(["--progress", "plain"])
+        .current_dir(project)
+        .env("COGPACK_HOME", store)
+        .env("COGPACK_TINI_URL", &world.tini.url)
+        .env("COGPACK_TINI_SHA256", &world.tini.sha256)
+        .env("DOCKER_CONFIG", store.join("docker-config"))
+        .env("COGLET_WHEEL", "pypi:0.23.1")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .envs(env.iter().copied());
+    command.output().expect("cogpack runs")
 }
 
 /// Copies a fixture project into a fresh directory; returns the directory
@@ -188,7 +112,9 @@ struct Served {
 
 /// Starts `image` with `options`, one model at a time across this binary.
 fn serve(image: &PulledImage, options: &RunOptions) -> Result<Served, String> {
-    let slot = MODEL_SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slot = MODEL_SLOT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     Ok(Served {
         model: image.run(options)?,
         _slot: slot,
@@ -262,7 +188,7 @@ fn numpy_pillow_model_takes_a_path_and_returns_a_file() {
     let world = World::new();
     let (_dir, project) = project("files");
     let image = world.image("test/files:v1");
-    world.build_push(&project, &image, &["--use-cog-base-image=false"]);
+    build_push(&world, &project, &image, &["--use-cog-base-image=false"]);
     let pulled = pull(&image);
 
     let pixels: Vec<u8> = (0..12).map(|i| (i * 20) as u8).collect();
@@ -279,7 +205,10 @@ fn numpy_pillow_model_takes_a_path_and_returns_a_file() {
     let (width, height, inverted) = pgm_pixels(&decode_data_uri(output));
     assert_eq!((width, height), (4, 3));
     let expected: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
-    assert_eq!(inverted, expected, "output pixels are not the inverted input");
+    assert_eq!(
+        inverted, expected,
+        "output pixels are not the inverted input"
+    );
 }
 
 #[test]
@@ -287,7 +216,7 @@ fn pip_freeze_in_the_image_matches_the_pip_freeze_label() {
     let world = World::new();
     let (_dir, project) = project("files");
     let image = world.image("test/freeze:v1");
-    world.build_push(&project, &image, &["--use-cog-base-image=false"]);
+    build_push(&world, &project, &image, &["--use-cog-base-image=false"]);
     let pulled = pull(&image);
     let label = pulled
         .label("run.cog.pip_freeze")
@@ -319,7 +248,7 @@ fn schema_rejects_bad_input_and_serves_the_built_schema() {
     let world = World::new();
     let (_dir, project) = project("schema");
     let image = world.image("test/schema:v1");
-    world.build_push(&project, &image, &["--use-cog-base-image=false"]);
+    build_push(&world, &project, &image, &["--use-cog-base-image=false"]);
     let pulled = pull(&image);
 
     let label: Value = serde_json::from_str(
@@ -367,7 +296,7 @@ fn training_predictor_answers_trainings_in_train_mode() {
     let world = World::new();
     let (_dir, project) = project("train");
     let image = world.image("test/train:v1");
-    world.build_push(&project, &image, &["--use-cog-base-image=false"]);
+    build_push(&world, &project, &image, &["--use-cog-base-image=false"]);
     let pulled = pull(&image);
     let env = pulled.env();
     assert!(
@@ -392,7 +321,7 @@ fn cog_base_image_is_resolved_through_the_r8_mirror() {
     let (_dir, project) = project("hello");
     let image = world.image("test/hello-cog-base:v1");
     // No --use-cog-base-image flag: auto, which tries r8.im/cog-base first.
-    world.build_push(&project, &image, &[]);
+    build_push(&world, &project, &image, &[]);
     let pulled = pull(&image);
     assert_eq!(
         pulled.label("run.cog.cog-base-image-name").as_deref(),
@@ -429,11 +358,11 @@ fn same_project_in_two_places_with_fresh_stores_gives_the_same_digest() {
     let image_b = world.image("test/repro:b");
     let image_epoch = world.image("test/repro:epoch");
     assert_success(
-        &world.cogpack(&project_a, &image_a, &args, store_a.path(), &[]),
+        &build_push_with(&world, &project_a, &image_a, &args, store_a.path(), &[]),
         "first build",
     );
     assert_success(
-        &world.cogpack(&project_b, &image_b, &args, store_b.path(), &[]),
+        &build_push_with(&world, &project_b, &image_b, &args, store_b.path(), &[]),
         "second build",
     );
     let digest_a = manifest_digest(&image_a);
@@ -443,7 +372,8 @@ fn same_project_in_two_places_with_fresh_stores_gives_the_same_digest() {
         "two fresh builds of the same project differ"
     );
     assert_success(
-        &world.cogpack(
+        &build_push_with(
+            &world,
             &project_b,
             &image_epoch,
             &args,
@@ -490,14 +420,14 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
     let (_dir, project) = project("hello");
     let args = ["--use-cog-base-image=false"];
     let first = world.image("test/source-change:v1");
-    world.build_push(&project, &first, &args);
+    build_push(&world, &project, &first, &args);
 
     let predict_py = project.join("predict.py");
     let source = std::fs::read_to_string(&predict_py).unwrap();
     std::fs::write(&predict_py, source.replace("\"hello \"", "\"goodbye \"")).unwrap();
     let second = world.image("test/source-change:v2");
     let mark = world.registry.request_count();
-    world.build_push(&project, &second, &args);
+    build_push(&world, &project, &second, &args);
     let requests = world.registry.requests_since(mark);
 
     let before = pull(&first);
@@ -506,7 +436,11 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
         .into_iter()
         .filter(|d| !layer_digests(&before).contains(d))
         .collect();
-    assert_eq!(new_layers.len(), 1, "expected one new layer: {new_layers:?}");
+    assert_eq!(
+        new_layers.len(),
+        1,
+        "expected one new layer: {new_layers:?}"
+    );
     assert_eq!(
         layer_digests(&before).len(),
         layer_digests(&after).len(),
@@ -562,7 +496,11 @@ fn remove_env(image: &mut PulledImage, name: &str) {
 fn cog_site_packages(image: &PulledImage) -> PathBuf {
     let output = image
         .exec(
-            &["python", "-c", "import cog, os; print(os.path.dirname(os.path.dirname(cog.__file__)))"],
+            &[
+                "python",
+                "-c",
+                "import cog, os; print(os.path.dirname(os.path.dirname(cog.__file__)))",
+            ],
             &RunOptions::default(),
         )
         .expect("python starts");
@@ -594,7 +532,7 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
     let world = World::new();
     let (_dir, project) = project("hello");
     let image = world.image("test/broken:v1");
-    world.build_push(&project, &image, &["--use-cog-base-image=false"]);
+    build_push(&world, &project, &image, &["--use-cog-base-image=false"]);
     let mut pulled = pull(&image);
     hello_check(&pulled).expect("the unmodified image passes the check");
 
@@ -608,9 +546,7 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
     pulled.config = config;
 
     let site_packages = cog_site_packages(&pulled);
-    let on_host = pulled
-        .rootfs
-        .join(site_packages.strip_prefix("/").unwrap());
+    let on_host = pulled.rootfs.join(site_packages.strip_prefix("/").unwrap());
     let moved = on_host.with_file_name("not-on-sys-path");
     std::fs::rename(&on_host, &moved).unwrap();
     let result = hello_check(&pulled);
