@@ -35,6 +35,11 @@ impl Project {
 
     /// Runs cogpack in the project with the weights cache at `cache`.
     fn run(&self, args: &[&str], cache: &Path) -> Output {
+        self.run_with(args, cache, &[])
+    }
+
+    /// Like [`Project::run`] with extra environment variables.
+    fn run_with(&self, args: &[&str], cache: &Path, vars: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_cogpack"))
             .args(args)
             .current_dir(self.dir.path())
@@ -44,6 +49,7 @@ impl Project {
             .env("COGPACK_HOME", self.home.path().join("store"))
             .env("DOCKER_CONFIG", self.home.path().join("docker"))
             .env("COG_CACHE_DIR", cache)
+            .envs(vars.iter().copied())
             .output()
             .expect("run cogpack")
     }
@@ -115,7 +121,10 @@ fn import_status_pull_round_trip_through_a_real_registry() {
     let cache = tempfile::tempdir().unwrap();
 
     let before = project.run_ok(&["weights", "status"], cache.path());
-    assert!(before.contains("alpha") && before.contains("pending"), "{before}");
+    assert!(
+        before.contains("alpha") && before.contains("pending"),
+        "{before}"
+    );
 
     let imported = project.run_ok(&["weights", "import"], cache.path());
     assert!(imported.contains("+ alpha (new)"), "{imported}");
@@ -188,12 +197,67 @@ fn import_status_pull_round_trip_through_a_real_registry() {
     let failed = project.run(&["weights", "pull", "alpha"], cold.path());
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("alpha") && stderr.contains("hint"), "{stderr}");
+    assert!(
+        stderr.contains("alpha") && stderr.contains("hint"),
+        "{stderr}"
+    );
 
     let unknown = project.run(&["weights", "pull", "gamma", "delta"], cold.path());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success());
-    assert!(stderr.contains("gamma") && stderr.contains("delta"), "{stderr}");
+    assert!(
+        stderr.contains("gamma") && stderr.contains("delta"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn large_layers_are_uploaded_in_chunks() {
+    let registry = Registry::start();
+    let project = Project::new(&registry);
+    let cache = tempfile::tempdir().unwrap();
+    let out = project.run_with(
+        &["weights", "import", "alpha"],
+        cache.path(),
+        &[
+            ("COG_PUSH_MULTIPART_THRESHOLD", "10000"),
+            ("COG_PUSH_DEFAULT_CHUNK_SIZE", "8192"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = project.lock();
+    let layer = lock.entry("alpha").unwrap().layers[0].clone();
+    assert!(
+        layer.size > 10000,
+        "the test layer must exceed the threshold"
+    );
+    let patches = registry.count_requests("PATCH", "/v2/test/weights-model/blobs/uploads/");
+    assert!(
+        patches as u64 >= layer.size.div_ceil(8192),
+        "expected chunked PATCHes for {} bytes, saw {patches}",
+        layer.size
+    );
+    let json = project.run_ok(&["weights", "status", "--json"], cache.path());
+    assert_eq!(
+        statuses(&json)[0],
+        ("alpha".to_string(), "ready".to_string())
+    );
+    let empty_cache = tempfile::tempdir().unwrap();
+    project.run_ok(&["weights", "pull", "alpha"], empty_cache.path());
+    let file = &lock.entry("alpha").unwrap().files[0];
+    let stored = empty_cache
+        .path()
+        .join("weights/files/sha256")
+        .join(&file.digest.hex()[..2])
+        .join(file.digest.hex());
+    assert_eq!(
+        std::fs::read(stored).unwrap(),
+        std::fs::read(project.dir.path().join("weights/alpha").join(&file.path)).unwrap()
+    );
 }
 
 #[test]
@@ -211,8 +275,14 @@ fn dry_run_prints_the_plan_and_pushes_nothing() {
         .into_iter()
         .filter(|r| r.method != "GET" && r.method != "HEAD")
         .collect();
-    assert!(writes.is_empty(), "dry run wrote to the registry: {writes:?}");
-    assert!(!cache.path().join("weights/files").exists() || dir_is_empty(&cache.path().join("weights/files")));
+    assert!(
+        writes.is_empty(),
+        "dry run wrote to the registry: {writes:?}"
+    );
+    assert!(
+        !cache.path().join("weights/files").exists()
+            || dir_is_empty(&cache.path().join("weights/files"))
+    );
 }
 
 #[test]
@@ -228,7 +298,10 @@ fn image_projects_are_refused_with_a_hint() {
     let out = project.run(&["weights", "import"], cache.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'image'") && stderr.contains("hint:"), "{stderr}");
+    assert!(
+        stderr.contains("'image'") && stderr.contains("hint:"),
+        "{stderr}"
+    );
     assert!(!project.dir.path().join("weights.lock").exists());
     assert_eq!(registry.count_requests("PUT", "/manifests/"), 0);
 }
