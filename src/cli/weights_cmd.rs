@@ -6,7 +6,7 @@ use super::args::{RegistryFlags, WeightsCommand};
 use super::env::Environment;
 use crate::config::Project;
 use crate::registry::weights_adapter::ClientWeightRegistry;
-use crate::registry::{Reference, UploadOptions};
+use crate::registry::{ProgressMode, Reference, UploadOptions};
 use crate::weights::import::{ImportOptions, import_weights};
 use crate::weights::lockfile::LockFile;
 use crate::weights::pull::{PullOptions, pull_weights};
@@ -168,7 +168,10 @@ fn import(
             CliError::plain("weights.lock was not written by the import; hint: run it again")
         })?;
     let imported: Vec<String> = report.weights.iter().map(|w| w.name.clone()).collect();
-    let session = connect(&repository, flags, env)?;
+    let mut session = connect(&repository, flags, env)?;
+    session.registry = session
+        .registry
+        .with_progress(crate::registry::reporter(ProgressMode::Auto));
     let concurrency = positive_number(env, "COG_PUSH_CONCURRENCY")?
         .map_or(DEFAULT_PUSH_CONCURRENCY, |n| n as usize);
     let pushed = push_weights(&session.registry, &lock, &store, &imported, concurrency)
