@@ -218,3 +218,140 @@ fn gc_removes_unreferenced_blobs_and_keeps_referenced_ones() {
         assert!(store.has_blob(digest), "gc removed referenced {digest}");
     }
 }
+
+/// A stand-in for Replicate's two login endpoints (the real service cannot
+/// run on loopback): `GET /cog/v1/display-token-url` and
+/// `POST /cog/v1/verify-token`, which accepts exactly `token`.
+struct ReplicateLogin {
+    host: String,
+    bodies: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ReplicateLogin {
+    fn start(token: &'static str, username: &'static str) -> ReplicateLogin {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (path, body) = read_request(&stream);
+                seen.lock().unwrap().push(body.clone());
+                let (status, reply) = match path.as_str() {
+                    "/cog/v1/display-token-url" => (
+                        "200 OK",
+                        r#"{"url":"https://example.invalid/auth/token"}"#.to_string(),
+                    ),
+                    "/cog/v1/verify-token" if body == format!("token={token}") => {
+                        ("200 OK", format!(r#"{{"username":"{username}"}}"#))
+                    }
+                    "/cog/v1/verify-token" => ("401 Unauthorized", "{}".to_string()),
+                    _ => ("404 Not Found", "{}".to_string()),
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        ReplicateLogin { host, bodies }
+    }
+}
+
+/// Reads one HTTP/1.1 request: its path and body.
+fn read_request(stream: &std::net::TcpStream) -> (String, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    (path, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn cogpack_with_host(home: &Path, host: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cogpack"))
+        .args(args)
+        .current_dir(home)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("COG_REGISTRY_HOST", host)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cogpack");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn login_to_the_replicate_host_uses_the_token_flow() {
+    let server = ReplicateLogin::start("cli-token-4242", "replicate-user");
+    let home = tempfile::tempdir().unwrap();
+
+    let out = cogpack_with_host(home.path(), &server.host, &["login"], b"cli-token-4242\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("https://example.invalid/auth/token"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replicate-user"), "{stdout}");
+    assert!(!(stdout + &text(&out.stderr)).contains("cli-token-4242"));
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode("replicate-user:cli-token-4242");
+    assert_eq!(
+        stored_auth(home.path(), &server.host).as_deref(),
+        Some(expected.as_str())
+    );
+    assert!(
+        server
+            .bodies
+            .lock()
+            .unwrap()
+            .contains(&"token=cli-token-4242".to_string())
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let out = cogpack_with_host(
+        other.path(),
+        &server.host,
+        &["login", "--password-stdin"],
+        b"not-the-token\n",
+    );
+    assert!(!out.status.success());
+    assert!(!text(&out.stderr).contains("not-the-token"));
+    assert_eq!(stored_auth(other.path(), &server.host), None);
+
+    let posts_before = server.bodies.lock().unwrap().len();
+    let out = cogpack_with_host(
+        other.path(),
+        &server.host,
+        &["login", "--password-stdin"],
+        b"r8_api_token_value\n",
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("API token"), "{stderr}");
+    assert!(!stderr.contains("r8_api_token_value"), "{stderr}");
+    assert_eq!(server.bodies.lock().unwrap().len(), posts_before);
+}
