@@ -157,7 +157,10 @@ fn import_status_pull_round_trip_through_a_real_registry() {
     assert!(again.contains("= alpha (unchanged)"), "{again}");
 
     let empty_cache = tempfile::tempdir().unwrap();
-    let pulled = project.run_ok(&["weights", "pull"], empty_cache.path());
+    let pulled = project.run_ok(&["weights", "pull", "-v"], empty_cache.path());
+    assert!(pulled.contains("Cache: "), "{pulled}");
+    assert!(pulled.contains("Lockfile: "), "{pulled}");
+    assert!(pulled.contains("alpha: 2 missing / 2 total"), "{pulled}");
     assert!(pulled.contains("Pulling alpha"), "{pulled}");
     assert!(pulled.contains("Pulled beta"), "{pulled}");
     for entry in &lock.weights {
@@ -177,8 +180,10 @@ fn import_status_pull_round_trip_through_a_real_registry() {
             );
         }
     }
-    let warm = project.run_ok(&["weights", "pull"], empty_cache.path());
+    let warm = project.run_ok(&["weights", "pull", "--verbose"], empty_cache.path());
     assert!(warm.contains("All 2 weight(s) already cached"), "{warm}");
+    assert!(warm.contains("beta: cached (1/1 files)"), "{warm}");
+    assert!(!warm.contains("Pulling"), "{warm}");
 
     let alpha = lock.entry("alpha").unwrap();
     std::fs::remove_dir_all(registry_blob_dir(&registry, &alpha.layers[0].digest)).unwrap();

@@ -121,7 +121,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", crate::backend::docker::render_dockerfile(&plan));
             Ok(())
         }
-        Command::Weights(command) => weights_cmd::run(&cli.file, command, &env),
+        Command::Weights(command) => weights_cmd::run(&cli.file, cli.verbose, command, &env),
         Command::Inspect(args) => inspect_cmd::run(args, &env),
         Command::Login(args) => login_cmd::run(args, &env),
         Command::Gc(args) => gc_cmd::run(args, &env),

@@ -8,7 +8,7 @@ use crate::config::Project;
 use crate::registry::weights_adapter::ClientWeightRegistry;
 use crate::registry::{ProgressMode, Reference, UploadOptions};
 use crate::weights::import::{ImportOptions, import_weights};
-use crate::weights::lockfile::LockFile;
+use crate::weights::lockfile::{FileRecord, LOCKFILE_NAME, LockEntry, LockFile};
 use crate::weights::pull::{PullOptions, pull_weights};
 use crate::weights::push::{DEFAULT_PUSH_CONCURRENCY, push_weights};
 use crate::weights::source::SourceOptions;
@@ -17,14 +17,19 @@ use crate::weights::status::weights_status;
 use crate::weights::store::{WeightStore, resolve_store_root};
 
 /// Runs one `weights` subcommand for the project found from `file`.
-pub fn run(file: &str, command: &WeightsCommand, env: &Environment) -> Result<(), CliError> {
+pub fn run(
+    file: &str,
+    verbose: bool,
+    command: &WeightsCommand,
+    env: &Environment,
+) -> Result<(), CliError> {
     let project = super::project::load_project(file)?;
     match command {
         WeightsCommand::Import(args) => {
             import(&project, &args.names, args.dry_run, &args.registry, env)
         }
         WeightsCommand::Status(args) => status(&project, args.json, &args.registry, env),
-        WeightsCommand::Pull(args) => pull(&project, &args.names, &args.registry, env),
+        WeightsCommand::Pull(args) => pull(&project, &args.names, verbose, &args.registry, env),
     }
 }
 
@@ -174,8 +179,20 @@ fn import(
         .with_progress(crate::registry::reporter(ProgressMode::Auto));
     let concurrency = positive_number(env, "COG_PUSH_CONCURRENCY")?
         .map_or(DEFAULT_PUSH_CONCURRENCY, |n| n as usize);
-    let pushed = push_weights(&session.registry, &lock, &store, &imported, concurrency)
-        .map_err(weights_error)?;
+    let pushed = crate::weights::run_bounded(&imported, concurrency, |name| {
+        push_weights(
+            &session.registry,
+            &lock,
+            &store,
+            std::slice::from_ref(name),
+            concurrency,
+        )
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(weights_error)?
+    .into_iter()
+    .flatten();
     let repo = repository.repository_name();
     for weight in pushed {
         println!(
@@ -210,6 +227,7 @@ fn status(
 fn pull(
     project: &Project,
     names: &[String],
+    verbose: bool,
     flags: &RegistryFlags,
     env: &Environment,
 ) -> Result<(), CliError> {
@@ -236,15 +254,25 @@ fn pull(
         .filter(|e| names.is_empty() || names.contains(&e.name))
         .map(|e| e.name.as_str())
         .collect();
+    if verbose {
+        println!("Cache: {}", store.root().display());
+        println!("Lockfile: {}", project.dir.join(LOCKFILE_NAME).display());
+    }
     let session = connect(&repository, flags, env)?;
     let mut fetched_any = false;
     for name in &selected {
-        let cached = lock.entry(name).is_some_and(|e| {
-            e.files
-                .iter()
-                .all(|f| store.contains(&f.digest, Some(f.size)))
-        });
-        if !cached {
+        let entry = lock
+            .entry(name)
+            .expect("selected names are in the lockfile");
+        let missing: Vec<&FileRecord> = entry
+            .files
+            .iter()
+            .filter(|f| !store.contains(&f.digest, Some(f.size)))
+            .collect();
+        if verbose {
+            print_cache_state(entry, &missing);
+        }
+        if !missing.is_empty() {
             println!("Pulling {name}");
         }
         let options = PullOptions {
@@ -265,4 +293,22 @@ fn pull(
         println!("All {} weight(s) already cached", selected.len());
     }
     Ok(())
+}
+
+/// `--verbose` detail of one weight before pulling: cached, or which files
+/// are missing and the layers that hold them.
+fn print_cache_state(entry: &LockEntry, missing: &[&FileRecord]) {
+    let total = entry.files.len();
+    if missing.is_empty() {
+        println!("  {}: cached ({total}/{total} files)", entry.name);
+        return;
+    }
+    println!(
+        "  {}: {} missing / {total} total",
+        entry.name,
+        missing.len()
+    );
+    for file in missing {
+        println!("    {} (layer {})", file.path, file.layer);
+    }
 }
