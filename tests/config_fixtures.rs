@@ -22,7 +22,10 @@ fn offline_base(project: &Project, flags: BaseFlags) -> base::BaseSelection {
 #[test]
 fn cpu_basic() {
     let p = load("cpu-basic");
-    assert_eq!(p.warnings, vec!["deprecated field \"predict\": use \"run\" instead"]);
+    assert_eq!(
+        p.warnings,
+        vec!["deprecated field \"predict\": use \"run\" instead"]
+    );
     assert_eq!(
         p.config.effective_json(None),
         r#"{"build":{"python_version":"3.12","python_requirements":"requirements.txt"},"predict":"predict.py:Predictor"}"#
