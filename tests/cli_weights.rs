@@ -3,9 +3,12 @@
 //! cogpack store and the Docker config in temp dirs.
 
 mod common;
+#[path = "common/fault_proxy.rs"]
+mod fault_proxy;
 
 use cogpack::weights::lockfile::LockFile;
 use common::registry::Registry;
+use fault_proxy::{Fault, FaultProxy};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,11 +20,16 @@ struct Project {
 
 impl Project {
     fn new(registry: &Registry) -> Project {
+        Project::with_host(&registry.host)
+    }
+
+    /// A project whose model repository lives on `host`.
+    fn with_host(host: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         let cog_yaml = std::fs::read_to_string(fixture("weights-project/cog.yaml"))
             .unwrap()
-            .replace("REGISTRY", &registry.host);
+            .replace("REGISTRY", host);
         std::fs::write(dir.path().join("cog.yaml"), cog_yaml).unwrap();
         let alpha = dir.path().join("weights/alpha");
         std::fs::create_dir_all(alpha.join("sub")).unwrap();
@@ -263,6 +271,50 @@ fn large_layers_are_uploaded_in_chunks() {
         std::fs::read(stored).unwrap(),
         std::fs::read(project.dir.path().join("weights/alpha").join(&file.path)).unwrap()
     );
+}
+
+#[test]
+fn a_chunk_cut_mid_body_is_retried_and_the_weight_arrives_intact() {
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(
+        &registry.host,
+        vec![Fault::ResetMidBody {
+            method: "PATCH",
+            after: 5000,
+            times: 1,
+        }],
+    );
+    let project = Project::with_host(&proxy.host);
+    let cache = tempfile::tempdir().unwrap();
+    let chunked = [
+        ("COG_PUSH_MULTIPART_THRESHOLD", "10000"),
+        ("COG_PUSH_DEFAULT_CHUNK_SIZE", "8192"),
+    ];
+    let out = project.run_with(&["weights", "import", "alpha"], cache.path(), &chunked);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.fired(0), 1, "the fault never fired");
+    let json = project.run_ok(&["weights", "status", "--json"], cache.path());
+    assert_eq!(
+        statuses(&json)[0],
+        ("alpha".to_string(), "ready".to_string())
+    );
+    let empty_cache = tempfile::tempdir().unwrap();
+    project.run_ok(&["weights", "pull", "alpha"], empty_cache.path());
+    for file in &project.lock().entry("alpha").unwrap().files {
+        let stored = empty_cache
+            .path()
+            .join("weights/files/sha256")
+            .join(&file.digest.hex()[..2])
+            .join(file.digest.hex());
+        assert_eq!(
+            std::fs::read(stored).unwrap(),
+            std::fs::read(project.dir.path().join("weights/alpha").join(&file.path)).unwrap()
+        );
+    }
 }
 
 #[test]
