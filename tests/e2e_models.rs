@@ -9,8 +9,9 @@
 mod common;
 
 use base64::Engine;
-use common::cogpack::{World, cogpack_bin};
-use common::registry::LoggedRequest;
+use common::base_image;
+use common::cogpack::{TiniServer, World, cogpack_bin};
+use common::registry::{LoggedRequest, Registry};
 use common::runner::{self, PulledImage, RunOptions, RunningModel};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -392,6 +393,27 @@ fn training_predictor_answers_trainings_in_train_mode() {
     assert_eq!(body["output"], "trained 7 steps at rate 0.5", "{body}");
 }
 
+/// Asserts that the image's first layers are those of `base_repo_tag` in
+/// the world's registry; returns the base's layers.
+fn assert_built_on(world: &World, image: &PulledImage, base_repo_tag: &str) -> Vec<Value> {
+    let base: Value = serde_json::from_slice(&common::run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}", world.image(base_repo_tag))),
+    ))
+    .expect("base manifest is JSON");
+    let base_layers = base["layers"].as_array().unwrap().clone();
+    let layers = image.manifest["layers"].as_array().unwrap();
+    assert!(layers.len() > base_layers.len(), "no layers over the base");
+    for (at, base_layer) in base_layers.iter().enumerate() {
+        assert_eq!(
+            layers[at]["digest"], base_layer["digest"],
+            "layer {at} is not {base_repo_tag}'s"
+        );
+    }
+    base_layers
+}
+
 #[test]
 fn cog_base_image_is_resolved_through_the_r8_mirror() {
     let world = World::new();
@@ -418,9 +440,38 @@ fn cog_base_image_is_resolved_through_the_r8_mirror() {
             .any(|d| d == last_layer.as_str()),
         "{last_layer} not among the image's diff_ids {diff_ids}"
     );
+    let base_layers = assert_built_on(&world, &pulled, base_image::COG_BASE);
+    assert_eq!(
+        pulled.label("run.cog.cog-base-image-last-layer-idx"),
+        Some((base_layers.len() - 1).to_string())
+    );
     let (status, body) = predict_once(&pulled, json!({ "text": "base" }));
     assert_eq!(status, 200, "prediction failed: {body}");
     assert_eq!(body["output"], "hello base", "{body}");
+}
+
+#[test]
+fn auto_cog_base_falls_back_to_python_slim_when_the_mirror_lacks_it() {
+    let registry = Registry::start();
+    base_image::push_python_slim(&registry.host);
+    let world = World {
+        registry,
+        tini: TiniServer::start(),
+        store: common::scratch_dir("store"),
+    };
+    let (_dir, project) = project("hello");
+    let image = world.image("test/hello-fallback:v1");
+    build_push(&world, &project, &image, &[]);
+    let pulled = pull(&image);
+    // cog records the fallback base under the same label (spec §6).
+    assert_eq!(
+        pulled.label("run.cog.cog-base-image-name").as_deref(),
+        Some("python:3.11-slim")
+    );
+    assert_built_on(&world, &pulled, base_image::PYTHON_SLIM);
+    let (status, body) = predict_once(&pulled, json!({ "text": "fallback" }));
+    assert_eq!(status, 200, "prediction failed: {body}");
+    assert_eq!(body["output"], "hello fallback", "{body}");
 }
 
 #[test]
@@ -546,6 +597,13 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
     let (status, body) = predict_once(&after, json!({ "text": "world" }));
     assert_eq!(status, 200, "prediction failed: {body}");
     assert_eq!(body["output"], "goodbye world", "{body}");
+
+    let mark = world.registry.request_count();
+    build_push(&world, &project, &second, &args);
+    let noop_requests = world.registry.requests_since(mark);
+    let (blobs, _) = uploads(&noop_requests);
+    assert!(blobs.is_empty(), "no-op push uploaded blobs: {blobs:#?}");
+    assert_eq!(manifest_digest(&second), after.manifest_digest);
 }
 
 /// Runs `image` and asks for one prediction; `Err` describes why the check
