@@ -125,6 +125,29 @@ fn inspect_falls_back_to_the_local_store() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("image is not a Cog model"), "{stderr}");
     assert!(stderr.contains("local-only"), "{stderr}");
+
+    let locked = Registry::builder().htpasswd("bob", "pw-1").start();
+    let cog = TestImage::new(
+        &[
+            ("run.cog.config", r#"{"build":{}}"#),
+            ("run.cog.version", "0.18.1"),
+        ],
+        vec![],
+    );
+    store.put_bytes(&cog.config).unwrap();
+    let digest = store.put_bytes(&cog.manifest).unwrap();
+    let name = format!("{}/test/local-cog:v1", locked.host);
+    let descriptor = Descriptor::new(
+        media::OCI_MANIFEST,
+        cog.manifest.len() as u64,
+        digest.clone(),
+    );
+    store.tag_image(&name, &descriptor).unwrap();
+    let out = cogpack(home.path(), &["inspect", "--json", &name], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["cog_version"], "0.18.1");
+    assert_eq!(doc["digest"], digest.to_string().as_str());
 }
 
 fn stored_auth(home: &Path, host: &str) -> Option<String> {

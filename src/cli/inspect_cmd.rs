@@ -1,6 +1,7 @@
 //! `cogpack inspect REF [--json]` (spec §6, §10.1): the Cog model behind a
 //! reference, read from the registry first and from the local store when the
-//! registry does not have it (or cannot be reached) but the store does.
+//! registry cannot answer for it (not found, unreachable, or refusing access
+//! to a name that only exists locally) but the store has the name.
 
 use super::CliError;
 use super::args::InspectArgs;
@@ -31,16 +32,14 @@ fn find_model(args: &InspectArgs, env: &Environment) -> Result<CogModel, CliErro
     match remote {
         Ok(model) => Ok(model),
         Err(RegistryError::NotCogModel { reference }) => Err(not_a_cog_model(&reference)),
-        Err(e) if e.is_not_found() || matches!(e, RegistryError::Network { .. }) => {
-            match inspect_local(&args.reference, &reference, env)? {
-                Some(model) => Ok(model),
-                None => Err(CliError::new(
-                    format!("{}: {e}", args.reference),
-                    "check the reference, or build it locally with `cogpack build -t NAME`",
-                )),
-            }
-        }
-        Err(e) => Err(CliError::plain(e.to_string())),
+        Err(e) => match inspect_local(&args.reference, &reference, env)? {
+            Some(model) => Ok(model),
+            None if e.is_not_found() => Err(CliError::new(
+                format!("{}: {e}", args.reference),
+                "check the reference, or build it locally with `cogpack build -t NAME`",
+            )),
+            None => Err(CliError::plain(e.to_string())),
+        },
     }
 }
 

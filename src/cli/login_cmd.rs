@@ -22,9 +22,10 @@ pub fn run(args: &LoginArgs, env: &Environment) -> Result<(), CliError> {
     let client = Client::new(options).map_err(registry_error)?;
     let runtime = super::build::tokio_runtime()?;
     if uses_token_flow(&host, args, env) {
-        let token = match args.password_stdin {
-            true => read_secret_stdin().map_err(registry_error)?,
-            false => prompt_token(&client, &runtime, &host)?,
+        let token = if args.password_stdin {
+            read_secret_stdin().map_err(registry_error)?
+        } else {
+            prompt_token(&client, &runtime, &host)?
         };
         let username = runtime
             .block_on(client.login_replicate(&host, &token, &mut config))
