@@ -128,6 +128,26 @@ impl World {
             .expect("cogpack runs")
     }
 
+    /// A cogpack command in `project` with this world's store, tini server
+    /// and pins set, for subcommands that take no mirror or progress flags.
+    pub fn command(&self, project: &Path) -> Command {
+        let store = self.store.path();
+        let mut command = Command::new(cogpack_bin());
+        command
+            .current_dir(project)
+            .env("COGPACK_HOME", store)
+            .env("COGPACK_TINI_URL", &self.tini.url)
+            .env("COGPACK_TINI_SHA256", &self.tini.sha256)
+            .env("DOCKER_CONFIG", store.join("docker-config"))
+            .env("COGLET_WHEEL", "pypi:0.23.1")
+            .env(
+                "COGPACK_REGISTRY_MIRRORS",
+                format!("docker.io={0},r8.im={0}", self.registry.host),
+            )
+            .env_remove("SOURCE_DATE_EPOCH");
+        command
+    }
+
     /// `<registry>/<repo_tag>`.
     pub fn image(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.registry.host)

@@ -59,6 +59,20 @@ pub struct RunningModel {
     /// File holding the server's stdout and stderr.
     pub log_path: PathBuf,
     child: Child,
+    /// Held while the model runs: coglet names its worker transport after
+    /// in-sandbox PIDs, which are equal in every PID namespace, and abstract
+    /// sockets are shared through the host network the sandboxes use; two
+    /// models at once would collide ("Address already in use").
+    _slot: File,
+}
+
+/// Waits for the machine-wide model slot (a lock file in the test cache).
+fn model_slot() -> Result<File, String> {
+    let path = super::cache_dir().join("model-run.lock");
+    let file = File::create(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    file.lock()
+        .map_err(|e| format!("lock {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 /// Pulls `reference` (`127.0.0.1:PORT/repo:tag` or `…@sha256:…`) with skopeo over plain HTTP
@@ -157,6 +171,7 @@ impl PulledImage {
     /// Env, WorkingDir and `PORT`, and waits until `/health-check` reports `READY`. On failure
     /// (exit, `SETUP_FAILED`, timeout) the error carries the server log.
     pub fn run(&self, options: &RunOptions) -> Result<RunningModel, String> {
+        let slot = model_slot()?;
         let port = free_port();
         let log_path = self.workdir.path().join(format!("server-{port}.log"));
         let log = File::create(&log_path).map_err(|e| format!("create server log: {e}"))?;
@@ -181,6 +196,7 @@ impl PulledImage {
             port,
             log_path,
             child,
+            _slot: slot,
         };
         let timeout = options.ready_timeout.unwrap_or(DEFAULT_READY_TIMEOUT);
         model.wait_ready(timeout)?;
