@@ -649,22 +649,22 @@ fn cog_site_packages(image: &PulledImage) -> PathBuf {
     PathBuf::from(dir.trim())
 }
 
-/// The check must fail, and not because of the harness (port or socket
-/// clashes), so the failure is the broken image's own.
-fn assert_failed_for_the_image(result: Result<(), String>, variant: &str) {
+/// The check must fail, and for the broken variant's own reason: its error
+/// (which carries the server log) must mention `reason`.
+fn assert_failed_for_the_image(result: Result<(), String>, variant: &str, reason: &str) {
     let error = match result {
         Ok(()) => panic!("broken variant ({variant}) still passed the check"),
         Err(error) => error,
     };
     assert!(
-        !error.contains("Address already in use"),
-        "{variant} failed for a harness reason:\n{error}"
+        error.contains(reason),
+        "{variant} failed, but not with {reason:?}:\n{error}"
     );
     eprintln!("--- {variant} fails as it should:\n{error}");
 }
 
-fn assert_check_fails(image: &PulledImage, variant: &str) {
-    assert_failed_for_the_image(hello_check(image), variant);
+fn assert_check_fails(image: &PulledImage, variant: &str, reason: &str) {
+    assert_failed_for_the_image(hello_check(image), variant, reason);
 }
 
 #[test]
@@ -678,11 +678,19 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
 
     let config = pulled.config.clone();
     pulled.config["config"]["WorkingDir"] = json!("/tmp");
-    assert_check_fails(&pulled, "WorkingDir /tmp");
+    assert_check_fails(
+        &pulled,
+        "WorkingDir /tmp",
+        "No such file or directory: '/tmp/predict.py'",
+    );
     pulled.config = config.clone();
 
     remove_env(&mut pulled, "COG_PREDICT_TYPE_STUB");
-    assert_check_fails(&pulled, "no COG_PREDICT_TYPE_STUB");
+    assert_check_fails(
+        &pulled,
+        "no COG_PREDICT_TYPE_STUB",
+        "COG_PREDICT_TYPE_STUB environment variable is not set",
+    );
     pulled.config = config;
 
     let site_packages = cog_site_packages(&pulled);
@@ -691,6 +699,10 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
     std::fs::rename(&on_host, &moved).unwrap();
     let result = hello_check(&pulled);
     std::fs::rename(&moved, &on_host).unwrap();
-    assert_failed_for_the_image(result, &format!("{} moved", site_packages.display()));
+    assert_failed_for_the_image(
+        result,
+        &format!("{} moved", site_packages.display()),
+        "No module named 'cog'",
+    );
     hello_check(&pulled).expect("the restored image passes the check again");
 }
