@@ -27,8 +27,9 @@ fn build_push(world: &World, project: &Path, image: &str, args: &[&str]) {
     assert_success(&output, &format!("cogpack build --push -t {image}"));
 }
 
-/// `cogpack build --push -t image ARGS…` with `store` as the store and
-/// `env` added to [`World::cogpack_with_store`]'s environment.
+/// `cogpack build --push -t image ARGS…` in the environment
+/// [`World::cogpack_with_store`] sets up (mirrors, tini, pinned coglet,
+/// SOURCE_DATE_EPOCH unset) with `store` as the store, plus `env`.
 fn build_push_with(
     world: &World,
     project: &Path,
@@ -152,6 +153,17 @@ fn manifest_digest(reference: &str) -> String {
             .arg(format!("docker://{reference}")),
     );
     format!("sha256:{}", hex::encode(Sha256::digest(&raw)))
+}
+
+/// The digest in cogpack's `image REPO@sha256:…` line after a push.
+fn printed_digest(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("image "))
+        .and_then(|reference| reference.split_once('@'))
+        .map(|(_, digest)| digest.trim().to_string())
+        .unwrap_or_else(|| panic!("no `image REPO@DIGEST` line in cogpack's output:\n{stdout}"))
 }
 
 /// The image config the registry serves for `reference`.
@@ -485,34 +497,31 @@ fn same_project_in_two_places_with_fresh_stores_gives_the_same_digest() {
     let image_a = world.image("test/repro:a");
     let image_b = world.image("test/repro:b");
     let image_epoch = world.image("test/repro:epoch");
-    assert_success(
-        &build_push_with(&world, &project_a, &image_a, &args, store_a.path(), &[]),
-        "first build",
-    );
-    assert_success(
-        &build_push_with(&world, &project_b, &image_b, &args, store_b.path(), &[]),
-        "second build",
-    );
+    let built_a = build_push_with(&world, &project_a, &image_a, &args, store_a.path(), &[]);
+    assert_success(&built_a, "first build");
+    let built_b = build_push_with(&world, &project_b, &image_b, &args, store_b.path(), &[]);
+    assert_success(&built_b, "second build");
     let digest_a = manifest_digest(&image_a);
+    assert_eq!(printed_digest(&built_a), digest_a);
+    assert_eq!(printed_digest(&built_b), digest_a);
     assert_eq!(
         digest_a,
         manifest_digest(&image_b),
         "two fresh builds of the same project differ"
     );
-    assert_success(
-        &build_push_with(
-            &world,
-            &project_b,
-            &image_epoch,
-            &args,
-            store_b.path(),
-            &[("SOURCE_DATE_EPOCH", "1700000000")],
-        ),
-        "build with SOURCE_DATE_EPOCH",
+    let built_epoch = build_push_with(
+        &world,
+        &project_b,
+        &image_epoch,
+        &args,
+        store_b.path(),
+        &[("SOURCE_DATE_EPOCH", "1700000000")],
     );
+    assert_success(&built_epoch, "build with SOURCE_DATE_EPOCH");
+    let digest_epoch = manifest_digest(&image_epoch);
+    assert_eq!(printed_digest(&built_epoch), digest_epoch);
     assert_ne!(
-        digest_a,
-        manifest_digest(&image_epoch),
+        digest_a, digest_epoch,
         "SOURCE_DATE_EPOCH did not change the digest"
     );
     assert_eq!(image_config(&image_a)["created"], "1970-01-01T00:00:00Z");
