@@ -393,6 +393,18 @@ fn training_predictor_answers_trainings_in_train_mode() {
         env.contains(&("COG_TRAIN_TYPE_STUB".into(), "train.py:train".into())),
         "{env:?}"
     );
+    let schema: Value = serde_json::from_str(
+        &pulled
+            .label("run.cog.openapi_schema")
+            .expect("run.cog.openapi_schema label"),
+    )
+    .expect("schema label is JSON");
+    let training_input = &schema["components"]["schemas"]["TrainingInput"];
+    assert_eq!(
+        training_input["properties"]["steps"]["default"], 3,
+        "{schema:#}"
+    );
+    assert!(schema["paths"]["/trainings"].is_object(), "{schema:#}");
     let options = RunOptions {
         extra_args: vec!["--x-mode".into(), "train".into()],
         ..RunOptions::default()
