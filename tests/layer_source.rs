@@ -269,7 +269,14 @@ fn running_as_root() -> bool {
 fn an_unreadable_file_is_named_in_the_error() {
     if running_as_root() {
         use std::os::unix::process::CommandExt;
-        let out = Command::new(std::env::current_exe().unwrap())
+        // A copy of this test binary in a world-readable place, since the
+        // checkout may live under a directory `nobody` cannot enter.
+        let exe_dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(exe_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = exe_dir.path().join("layer_source_test");
+        fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new(&exe)
             .args([
                 "--exact",
                 "an_unreadable_file_is_named_in_the_error",

@@ -134,13 +134,39 @@ fn tree_size(root: &Path) -> u64 {
         .sum()
 }
 
-fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
+/// Wall time and CPU seconds (this process plus waited-for children).
+fn time<T>(f: impl FnOnce() -> T) -> (T, Measured) {
+    let (cpu0, start) = (cpu_seconds(), Instant::now());
     let out = f();
-    (out, start.elapsed())
+    let wall = start.elapsed();
+    (
+        out,
+        Measured {
+            wall,
+            cpu: cpu_seconds() - cpu0,
+        },
+    )
 }
 
-fn shell(script: &str) -> Duration {
+#[derive(Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    cpu: f64,
+}
+
+/// utime + stime + cutime + cstime of /proc/self/stat, in seconds
+/// (clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    (11..15)
+        .filter_map(|i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum::<f64>()
+        / 100.0
+}
+
+fn shell(script: &str) -> Measured {
     let (status, d) = time(|| Command::new("sh").arg("-c").arg(script).status().unwrap());
     assert!(status.success(), "{script}");
     d
@@ -175,11 +201,12 @@ fn start_heap_sampler() -> Arc<AtomicU64> {
     peak
 }
 
-fn row(out: &mut String, what: &str, tool: &str, bytes: u64, out_size: u64, d: Duration) {
+fn row(out: &mut String, what: &str, tool: &str, bytes: u64, out_size: u64, m: Measured) {
     out.push_str(&format!(
-        "| {what} | {tool} | {:.2} | {} | {:.0} |\n",
-        d.as_secs_f64(),
-        mbps(bytes, d),
+        "| {what} | {tool} | {:.2} | {:.2} | {} | {:.0} |\n",
+        m.wall.as_secs_f64(),
+        m.cpu,
+        mbps(bytes, m.wall),
         out_size as f64 / MIB as f64
     ));
 }
@@ -278,12 +305,12 @@ fn source_rebuild(work: &Path, table: &mut String) {
     let reused = warm.iter().filter(|l| l.cached).count();
     table.push_str(&format!(
         "| cold source build (256 MiB checkpoint + 200 .py) | {:.2} | {} layers built |\n",
-        d_cold.as_secs_f64(),
+        d_cold.wall.as_secs_f64(),
         cold.len()
     ));
     table.push_str(&format!(
         "| rebuild after editing predict.py | {:.3} | {reused} of {} layers reused |\n",
-        d_warm.as_secs_f64(),
+        d_warm.wall.as_secs_f64(),
         warm.len()
     ));
 }
@@ -300,7 +327,7 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
     let heap_peak = start_heap_sampler();
     let mut table = String::from(
-        "## Layer throughput (same tree, same run)\n\n| compression | tool | seconds | MiB/s (input) | output MiB |\n|---|---|---|---|---|\n",
+        "## Layer throughput (same tree, same run)\n\n| compression | tool | wall s | CPU s | MiB/s (input, wall) | output MiB |\n|---|---|---|---|---|---|\n",
     );
     throughput(work.path(), total, &mut table);
     table.push_str("\n## Source-only rebuild\n\n| step | seconds | note |\n|---|---|---|\n");
