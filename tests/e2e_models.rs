@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
 /// `cogpack build --push -t IMAGE ARGS…` in `project` with the world's
 /// store; panics with cogpack's output when it fails.
@@ -100,29 +99,6 @@ fn pull(reference: &str) -> PulledImage {
     runner::pull(reference).unwrap_or_else(|e| panic!("pull {reference}: {e}"))
 }
 
-/// Held while a model runs. Every bwrap sandbox shares the host's network
-/// namespace but has its own PID namespace, so two models running at once get
-/// the same PIDs, and coglet's abstract-socket names (derived from them)
-/// collide: the second worker fails with "Address already in use".
-static MODEL_SLOT: Mutex<()> = Mutex::new(());
-
-/// A running model plus the [`MODEL_SLOT`] guard (dropped after the model).
-struct Served {
-    model: RunningModel,
-    _slot: MutexGuard<'static, ()>,
-}
-
-/// Starts `image` with `options`, one model at a time across this binary.
-fn serve(image: &PulledImage, options: &RunOptions) -> Result<Served, String> {
-    let slot = MODEL_SLOT
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok(Served {
-        model: image.run(options)?,
-        _slot: slot,
-    })
-}
-
 /// `POST /predictions`, retried for a few seconds while coglet answers 409
 /// ("all prediction slots busy"): it frees the slot of a finished synchronous
 /// prediction a moment after answering it.
@@ -139,9 +115,10 @@ fn predict_when_idle(model: &RunningModel, input: &Value) -> (u16, Value) {
 
 /// Serves `image` with default options and returns the prediction for `input`.
 fn predict_once(image: &PulledImage, input: Value) -> (u16, Value) {
-    let served = serve(image, &RunOptions::default())
+    let model = image
+        .run(&RunOptions::default())
         .unwrap_or_else(|e| panic!("run {}: {e}", image.reference));
-    served.model.predict(&input)
+    model.predict(&input)
 }
 
 /// The manifest digest the registry serves for `reference`, computed from
@@ -280,12 +257,12 @@ fn numpy_pillow_model_takes_a_path_and_returns_a_file() {
     let other_pixels: Vec<u8> = (0..6).map(|i| (i * 40 + 3) as u8).collect();
     let as_url = files.serve("input.pgm", &pgm(2, 3, &other_pixels));
 
-    let served = serve(&pulled, &RunOptions::default()).expect("model starts");
+    let model = pulled.run(&RunOptions::default()).expect("model starts");
     for (input, (width, height, pixels)) in [
         (as_data_uri, (4, 3, pixels)),
         (as_url, (2, 3, other_pixels)),
     ] {
-        let (status, body) = predict_when_idle(&served.model, &json!({ "image": input }));
+        let (status, body) = predict_when_idle(&model, &json!({ "image": input }));
         assert_eq!(status, 200, "prediction for {input:.60} failed: {body}");
         assert_eq!(body["status"], "succeeded", "{body}");
         let output = body["output"]
@@ -359,8 +336,7 @@ fn schema_rejects_bad_input_and_serves_the_built_schema() {
         "{label}"
     );
 
-    let served = serve(&pulled, &RunOptions::default()).expect("model starts");
-    let model = &served.model;
+    let model = pulled.run(&RunOptions::default()).expect("model starts");
     let served = model.get("/openapi.json");
     assert_eq!(served.status, 200, "{}", served.text());
     let served: Value = serde_json::from_slice(&served.body).expect("served schema is JSON");
@@ -376,7 +352,7 @@ fn schema_rejects_bad_input_and_serves_the_built_schema() {
     assert_eq!(status, 422, "out-of-range count accepted: {body}");
     let (status, body) = model.predict(&json!({ "word": "ab", "count": "many" }));
     assert_eq!(status, 422, "non-integer count accepted: {body}");
-    let (status, body) = predict_when_idle(model, &json!({ "word": "ab", "count": 3 }));
+    let (status, body) = predict_when_idle(&model, &json!({ "word": "ab", "count": 3 }));
     assert_eq!(status, 200, "valid input rejected: {body}");
     assert_eq!(body["output"], "ababab", "{body}");
 }
@@ -409,8 +385,7 @@ fn training_predictor_answers_trainings_in_train_mode() {
         extra_args: vec!["--x-mode".into(), "train".into()],
         ..RunOptions::default()
     };
-    let served = serve(&pulled, &options).expect("model starts in train mode");
-    let model = &served.model;
+    let model = pulled.run(&options).expect("model starts in train mode");
     let (status, body) = model.train(&json!({ "steps": 7 }));
     assert_eq!(status, 200, "training failed: {body}\n{}", model.log());
     assert_eq!(body["status"], "succeeded", "{body}");
@@ -630,14 +605,11 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
 /// Runs `image` and asks for one prediction; `Err` describes why the check
 /// failed (server did not start, non-200, not succeeded, wrong output).
 fn hello_check(image: &PulledImage) -> Result<(), String> {
-    let served = serve(
-        image,
-        &RunOptions {
-            ready_timeout: Some(std::time::Duration::from_secs(60)),
-            ..RunOptions::default()
-        },
-    )?;
-    let (status, body) = served.model.predict(&json!({ "text": "world" }));
+    let model = image.run(&RunOptions {
+        ready_timeout: Some(std::time::Duration::from_secs(60)),
+        ..RunOptions::default()
+    })?;
+    let (status, body) = model.predict(&json!({ "text": "world" }));
     if status == 200 && body["status"] == "succeeded" && body["output"] == "hello world" {
         Ok(())
     } else {
