@@ -9,7 +9,7 @@ build:
 
 ## test: every test, including the end-to-end ones (registry, stand-in bases, bwrap)
 test: build
-	$(CARGO) test --lib --bins --tests
+	$(CARGO) test --no-fail-fast --lib --bins --tests
 
 ## demo: build an example model without Docker and serve a prediction (scripts/demo.sh)
 demo:

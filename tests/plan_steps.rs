@@ -152,11 +152,15 @@ fn native_blockers_list_every_step_that_runs_code_in_the_image() {
             "python-prerequisites",
             "python-install",
             "cog-runtime",
-            "ldconfig",
             "run-1",
             "run-2"
         ]
     );
+    // ldconfig is substituted natively: cog.conf is written, no cache rebuilt.
+    assert!(matches!(
+        plan.step("ldconfig").map(|s| &s.native),
+        Some(cogpack::plan::NativeSupport::Substituted { .. })
+    ));
     let error = plan.check_native().unwrap_err();
     let message = error.to_string();
     assert!(
