@@ -164,7 +164,7 @@ fn native_blockers_list_every_step_that_runs_code_in_the_image() {
     let error = plan.check_native().unwrap_err();
     let message = error.to_string();
     assert!(
-        message.starts_with("the native engine cannot build this project yet: 7 step(s)"),
+        message.starts_with("the native engine cannot build this project yet: 6 step(s)"),
         "{message}"
     );
     assert!(
