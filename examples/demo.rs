@@ -12,19 +12,13 @@ mod common;
 
 use common::cogpack::World;
 use common::runner::{self, RunOptions};
-use std::path::Path;
 use std::time::Instant;
 
 fn main() {
     let started = Instant::now();
     eprintln!("demo: starting a registry on 127.0.0.1 with the stand-in base images");
     let world = World::new();
-    let scratch = common::scratch_dir("demo");
-    let project = scratch.path().join("hello");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello"),
-        &project,
-    );
+    let (_scratch, project) = common::project_copy("examples/hello");
     let image = world.image("examples/hello:demo");
     eprintln!("demo: cogpack build --push -t {image}");
     let output = world.cogpack(&project, &["build", "--push", "-t", &image]);
@@ -51,17 +45,4 @@ fn main() {
 fn fail(message: &str) -> ! {
     eprintln!("demo: {message}");
     std::process::exit(1)
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("create project copy");
-    for entry in std::fs::read_dir(src).expect("read examples/hello") {
-        let entry = entry.expect("directory entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).expect("copy file");
-        }
-    }
 }

@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let world = World::new();
-    let scratch = common::scratch_dir("e2e-bench");
-    let project = scratch.path().join("hello");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e/hello"),
-        &project,
-    );
+    let (_scratch, project) = common::project_copy("fixtures/e2e/hello");
     let image = world.image("bench/hello:v1");
     let args = [
         "build",
@@ -61,17 +56,4 @@ fn timed(world: &World, project: &Path, args: &[&str]) -> Duration {
         std::process::exit(1);
     }
     elapsed
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("create project copy");
-    for entry in std::fs::read_dir(src).expect("read fixture") {
-        let entry = entry.expect("directory entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).expect("copy file");
-        }
-    }
 }

@@ -7,43 +7,8 @@ mod common;
 
 use common::cogpack::World;
 use common::runner::{self, RunOptions};
+use common::{assert_success, project_copy};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-/// Copies a fixture project into a fresh directory.
-fn project(fixture: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = common::scratch_dir("project");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/e2e")
-        .join(fixture);
-    let dst = dir.path().join(fixture);
-    copy_tree(&src, &dst);
-    (dir, dst)
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Pulls `reference`, serves it and returns the prediction for `input`.
 fn predict(reference: &str, input: serde_json::Value) -> (u16, serde_json::Value) {
@@ -57,7 +22,7 @@ fn predict(reference: &str, input: serde_json::Value) -> (u16, serde_json::Value
 #[test]
 fn hello_world_on_python_slim_serves_a_prediction() {
     let world = World::new();
-    let (_dir, project) = project("hello");
+    let (_dir, project) = project_copy("fixtures/e2e/hello");
     let image = world.image("test/hello:v1");
     let output = world.cogpack(
         &project,

@@ -10,7 +10,7 @@ mod common;
 
 use base64::Engine;
 use common::base_image;
-use common::cogpack::{TiniServer, World, cogpack_bin};
+use common::cogpack::{TiniServer, World};
 use common::registry::{LoggedRequest, Registry};
 use common::runner::{self, PulledImage, RunOptions, RunningModel};
 use serde_json::{Value, json};
@@ -23,7 +23,7 @@ use std::process::{Child, Command, Output, Stdio};
 /// store; panics with cogpack's output when it fails.
 fn build_push(world: &World, project: &Path, image: &str, args: &[&str]) {
     let output = build_push_with(world, project, image, args, world.store.path(), &[]);
-    assert_success(&output, &format!("cogpack build --push -t {image}"));
+    common::assert_success(&output, &format!("cogpack build --push -t {image}"));
 }
 
 /// `cogpack build --push -t image ARGS…` in the environment
@@ -37,24 +37,9 @@ fn build_push_with(
     store: &Path,
     env: &[(&str, &str)],
 ) -> Output {
-    let mirror_docker = format!("docker.io={}", world.registry.host);
-    let mirror_r8 = format!("r8.im={}", world.registry.host);
-    let mut command = Command::new(cogpack_bin());
-    command
-        .args(["build", "--push", "-t", image])
-        .args(args)
-        .args(["--registry-mirror", &mirror_docker])
-        .args(["--registry-mirror", &mirror_r8])
-        .args(["--progress", "plain"])
-        .current_dir(project)
-        .env("COGPACK_HOME", store)
-        .env("COGPACK_TINI_URL", &world.tini.url)
-        .env("COGPACK_TINI_SHA256", &world.tini.sha256)
-        .env("DOCKER_CONFIG", store.join("docker-config"))
-        .env("COGLET_WHEEL", "pypi:0.23.1")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .envs(env.iter().copied());
-    command.output().expect("cogpack runs")
+    let mut all = vec!["build", "--push", "-t", image];
+    all.extend_from_slice(args);
+    world.cogpack_with(project, &all, store, env)
 }
 
 /// Copies a fixture project into a fresh directory; returns the directory
@@ -62,7 +47,7 @@ fn build_push_with(
 fn project(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = common::scratch_dir("project");
     let dst = dir.path().join(fixture);
-    copy_tree(&fixture_dir(fixture), &dst);
+    common::copy_tree(&fixture_dir(fixture), &dst);
     (dir, dst)
 }
 
@@ -70,29 +55,6 @@ fn fixture_dir(fixture: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/e2e")
         .join(fixture)
-}
-
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 fn pull(reference: &str) -> PulledImage {
@@ -291,7 +253,7 @@ fn pip_freeze_in_the_image_matches_the_pip_freeze_label() {
     let output = pulled
         .exec(&["python", "-m", "pip", "freeze"], &RunOptions::default())
         .expect("pip freeze starts");
-    assert_success(&output, "python -m pip freeze in the image");
+    common::assert_success(&output, "python -m pip freeze in the image");
     let freeze = String::from_utf8(output.stdout).unwrap();
     let label_lines: BTreeSet<&str> = label.lines().collect();
     let freeze_lines: BTreeSet<&str> = freeze.lines().collect();
@@ -485,9 +447,9 @@ fn same_project_in_two_places_with_fresh_stores_gives_the_same_digest() {
     let image_b = world.image("test/repro:b");
     let image_epoch = world.image("test/repro:epoch");
     let built_a = build_push_with(&world, &project_a, &image_a, &args, store_a.path(), &[]);
-    assert_success(&built_a, "first build");
+    common::assert_success(&built_a, "first build");
     let built_b = build_push_with(&world, &project_b, &image_b, &args, store_b.path(), &[]);
-    assert_success(&built_b, "second build");
+    common::assert_success(&built_b, "second build");
     let digest_a = manifest_digest(&image_a);
     assert_eq!(printed_digest(&built_a), digest_a);
     assert_eq!(printed_digest(&built_b), digest_a);
@@ -504,7 +466,7 @@ fn same_project_in_two_places_with_fresh_stores_gives_the_same_digest() {
         store_b.path(),
         &[("SOURCE_DATE_EPOCH", "1700000000")],
     );
-    assert_success(&built_epoch, "build with SOURCE_DATE_EPOCH");
+    common::assert_success(&built_epoch, "build with SOURCE_DATE_EPOCH");
     let digest_epoch = manifest_digest(&image_epoch);
     assert_eq!(printed_digest(&built_epoch), digest_epoch);
     assert_ne!(
@@ -637,7 +599,7 @@ fn cog_site_packages(image: &PulledImage) -> PathBuf {
             &RunOptions::default(),
         )
         .expect("python starts");
-    assert_success(&output, "locate cog in the image");
+    common::assert_success(&output, "locate cog in the image");
     let dir = String::from_utf8(output.stdout).unwrap();
     PathBuf::from(dir.trim())
 }

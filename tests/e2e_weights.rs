@@ -12,19 +12,6 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        let to = dst.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-}
-
 fn run(mut command: Command, what: &str) -> Output {
     let output = command.output().expect("cogpack runs");
     assert!(
@@ -78,12 +65,7 @@ fn weights_dir(project: &Path, cache: &Path, into: &Path) -> Vec<String> {
 #[test]
 fn bundle_with_managed_weights_serves_a_prediction_from_pulled_weights() {
     let world = World::new();
-    let scratch = common::scratch_dir("weights-e2e");
-    let project = scratch.path().join("weights-model");
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e/weights-model"),
-        &project,
-    );
+    let (scratch, project) = common::project_copy("fixtures/e2e/weights-model");
     let cache = scratch.path().join("cache");
 
     run(

@@ -103,35 +103,44 @@ impl World {
 
     /// Runs cogpack in `project` with the mirror, tini override and store set.
     pub fn cogpack(&self, project: &Path, args: &[&str]) -> Output {
-        self.cogpack_with_store(project, args, self.store.path())
+        self.cogpack_with(project, args, self.store.path(), &[])
     }
 
     /// [`World::cogpack`] with another store.
     pub fn cogpack_with_store(&self, project: &Path, args: &[&str], store: &Path) -> Output {
+        self.cogpack_with(project, args, store, &[])
+    }
+
+    /// A build/push command: `args`, the registry mirrors as flags and plain
+    /// progress, with `store` as the store and `env` added.
+    pub fn cogpack_with(
+        &self,
+        project: &Path,
+        args: &[&str],
+        store: &Path,
+        env: &[(&str, &str)],
+    ) -> Output {
         let mirror_docker = format!("docker.io={}", self.registry.host);
         let mirror_r8 = format!("r8.im={}", self.registry.host);
-        Command::new(cogpack_bin())
+        self.command_in(project, store)
             .args(args)
             .args(["--registry-mirror", &mirror_docker])
             .args(["--registry-mirror", &mirror_r8])
             .args(["--progress", "plain"])
-            .current_dir(project)
-            .env("COGPACK_HOME", store)
-            .env("COGPACK_TINI_URL", &self.tini.url)
-            .env("COGPACK_TINI_SHA256", &self.tini.sha256)
-            .env("DOCKER_CONFIG", store.join("docker-config"))
-            // Pin coglet too (cog's SDK only bounds it), so every run resolves
-            // the same versions.
-            .env("COGLET_WHEEL", "pypi:0.23.1")
-            .env_remove("SOURCE_DATE_EPOCH")
+            .envs(env.iter().copied())
             .output()
             .expect("cogpack runs")
     }
 
     /// A cogpack command in `project` with this world's store, tini server
-    /// and pins set, for subcommands that take no mirror or progress flags.
+    /// and pins set, for subcommands that take no mirror or progress flags
+    /// (the mirrors come from `COGPACK_REGISTRY_MIRRORS`).
     pub fn command(&self, project: &Path) -> Command {
-        let store = self.store.path();
+        self.command_in(project, self.store.path())
+    }
+
+    /// [`World::command`] with another store.
+    pub fn command_in(&self, project: &Path, store: &Path) -> Command {
         let mut command = Command::new(cogpack_bin());
         command
             .current_dir(project)
@@ -139,6 +148,8 @@ impl World {
             .env("COGPACK_TINI_URL", &self.tini.url)
             .env("COGPACK_TINI_SHA256", &self.tini.sha256)
             .env("DOCKER_CONFIG", store.join("docker-config"))
+            // Pin coglet too (cog's SDK only bounds it), so every run
+            // resolves the same versions.
             .env("COGLET_WHEEL", "pypi:0.23.1")
             .env(
                 "COGPACK_REGISTRY_MIRRORS",

@@ -248,3 +248,42 @@ pub fn deterministic_tar(dir: &Path, out: &Path) {
             .arg("."),
     );
 }
+
+/// Copies the fixture project `fixtures/e2e/<name>` (or any directory under
+/// the repository given by `repo_relative`) into a fresh scratch directory;
+/// returns the guard and the project path.
+pub fn project_copy(repo_relative: &str) -> (tempfile::TempDir, PathBuf) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(repo_relative);
+    let name = src.file_name().expect("project directory name").to_owned();
+    let dir = scratch_dir("project");
+    let dst = dir.path().join(name);
+    copy_tree(&src, &dst);
+    (dir, dst)
+}
+
+/// Copies a directory tree (regular files and directories).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("create {}: {e}", dst.display()));
+    let entries = std::fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display()));
+    for entry in entries {
+        let entry = entry.expect("directory entry");
+        let to = dst.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else {
+            std::fs::copy(entry.path(), &to)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// Panics with the command's output unless it succeeded.
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
