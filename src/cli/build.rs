@@ -79,7 +79,9 @@ pub fn run_build(
     let client = registry_client(&args.registry)?;
     let store = open_store(env)?;
     // Shared store lock for the whole build: `cogpack gc` waits for it.
-    let _session = store.session().map_err(|e| CliError::plain(e.to_string()))?;
+    let _session = store
+        .session()
+        .map_err(|e| CliError::plain(e.to_string()))?;
     let first_schema = project::schema(project, &args.plan, env, super::VERSION, false)?;
     let concurrency = project::decorator_concurrency(project, first_schema.as_ref())?;
     let options = project::plan_options(project, &args.plan, env, concurrency, super::VERSION)?;
