@@ -115,7 +115,10 @@ fn import_status_pull_round_trip_through_a_real_registry() {
     let cache = tempfile::tempdir().unwrap();
 
     let before = project.run_ok(&["weights", "status"], cache.path());
-    assert!(before.contains("alpha") && before.contains("pending"), "{before}");
+    assert!(
+        before.contains("alpha") && before.contains("pending"),
+        "{before}"
+    );
 
     let imported = project.run_ok(&["weights", "import"], cache.path());
     assert!(imported.contains("+ alpha (new)"), "{imported}");
@@ -188,12 +191,18 @@ fn import_status_pull_round_trip_through_a_real_registry() {
     let failed = project.run(&["weights", "pull", "alpha"], cold.path());
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains("alpha") && stderr.contains("hint"), "{stderr}");
+    assert!(
+        stderr.contains("alpha") && stderr.contains("hint"),
+        "{stderr}"
+    );
 
     let unknown = project.run(&["weights", "pull", "gamma", "delta"], cold.path());
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success());
-    assert!(stderr.contains("gamma") && stderr.contains("delta"), "{stderr}");
+    assert!(
+        stderr.contains("gamma") && stderr.contains("delta"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -211,8 +220,14 @@ fn dry_run_prints_the_plan_and_pushes_nothing() {
         .into_iter()
         .filter(|r| r.method != "GET" && r.method != "HEAD")
         .collect();
-    assert!(writes.is_empty(), "dry run wrote to the registry: {writes:?}");
-    assert!(!cache.path().join("weights/files").exists() || dir_is_empty(&cache.path().join("weights/files")));
+    assert!(
+        writes.is_empty(),
+        "dry run wrote to the registry: {writes:?}"
+    );
+    assert!(
+        !cache.path().join("weights/files").exists()
+            || dir_is_empty(&cache.path().join("weights/files"))
+    );
 }
 
 #[test]
@@ -228,7 +243,10 @@ fn image_projects_are_refused_with_a_hint() {
     let out = project.run(&["weights", "import"], cache.path());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'image'") && stderr.contains("hint:"), "{stderr}");
+    assert!(
+        stderr.contains("'image'") && stderr.contains("hint:"),
+        "{stderr}"
+    );
     assert!(!project.dir.path().join("weights.lock").exists());
     assert_eq!(registry.count_requests("PUT", "/manifests/"), 0);
 }

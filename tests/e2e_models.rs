@@ -188,7 +188,9 @@ struct Served {
 
 /// Starts `image` with `options`, one model at a time across this binary.
 fn serve(image: &PulledImage, options: &RunOptions) -> Result<Served, String> {
-    let slot = MODEL_SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slot = MODEL_SLOT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     Ok(Served {
         model: image.run(options)?,
         _slot: slot,
@@ -279,7 +281,10 @@ fn numpy_pillow_model_takes_a_path_and_returns_a_file() {
     let (width, height, inverted) = pgm_pixels(&decode_data_uri(output));
     assert_eq!((width, height), (4, 3));
     let expected: Vec<u8> = pixels.iter().map(|p| 255 - p).collect();
-    assert_eq!(inverted, expected, "output pixels are not the inverted input");
+    assert_eq!(
+        inverted, expected,
+        "output pixels are not the inverted input"
+    );
 }
 
 #[test]
@@ -506,7 +511,11 @@ fn source_only_change_uploads_only_the_source_layer_config_and_manifest() {
         .into_iter()
         .filter(|d| !layer_digests(&before).contains(d))
         .collect();
-    assert_eq!(new_layers.len(), 1, "expected one new layer: {new_layers:?}");
+    assert_eq!(
+        new_layers.len(),
+        1,
+        "expected one new layer: {new_layers:?}"
+    );
     assert_eq!(
         layer_digests(&before).len(),
         layer_digests(&after).len(),
@@ -562,7 +571,11 @@ fn remove_env(image: &mut PulledImage, name: &str) {
 fn cog_site_packages(image: &PulledImage) -> PathBuf {
     let output = image
         .exec(
-            &["python", "-c", "import cog, os; print(os.path.dirname(os.path.dirname(cog.__file__)))"],
+            &[
+                "python",
+                "-c",
+                "import cog, os; print(os.path.dirname(os.path.dirname(cog.__file__)))",
+            ],
             &RunOptions::default(),
         )
         .expect("python starts");
@@ -608,9 +621,7 @@ fn broken_variants_of_a_good_image_fail_the_run_check() {
     pulled.config = config;
 
     let site_packages = cog_site_packages(&pulled);
-    let on_host = pulled
-        .rootfs
-        .join(site_packages.strip_prefix("/").unwrap());
+    let on_host = pulled.rootfs.join(site_packages.strip_prefix("/").unwrap());
     let moved = on_host.with_file_name("not-on-sys-path");
     std::fs::rename(&on_host, &moved).unwrap();
     let result = hello_check(&pulled);
