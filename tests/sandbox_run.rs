@@ -46,6 +46,7 @@ fn spec(command: &str, env: &[String], lower: Vec<PathBuf>) -> RunSpec {
         workdir: "/".to_string(),
         lower_dirs: lower,
         secrets: Vec::new(),
+        cache_dirs: Vec::new(),
     }
 }
 

@@ -138,6 +138,11 @@ pub struct PlanOptions {
     pub git_revision: Option<String>,
     /// Git version label value (`GITHUB_REF_NAME` or `git describe`), if known.
     pub git_version: Option<String>,
+    /// The build sandbox can run here, so `build.run` commands and
+    /// `system_packages` are native. Off by default so a plan never depends
+    /// on the machine; the CLI turns it on on Linux as root
+    /// ([`crate::sandbox::default_enabled`]).
+    pub sandbox: bool,
 }
 
 impl Default for PlanOptions {
@@ -157,6 +162,7 @@ impl Default for PlanOptions {
             decorator_concurrency: None,
             git_revision: None,
             git_version: None,
+            sandbox: false,
         }
     }
 }
@@ -467,6 +473,8 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
     let unsupported = |reason: &str| NativeSupport::Unsupported {
         reason: reason.to_string(),
     };
+    // Run in the build sandbox over the image's own layers: the real command.
+    let sandboxed = || NativeSupport::Native;
     let python_installs = |what: &str| {
         if context.base.path == BasePath::NvidiaCuda {
             unsupported(&format!(
@@ -501,6 +509,7 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
             how: "the config file is copied into the source layer".to_string(),
         },
         StepKind::CaCert { .. } => unsupported("runs update-ca-certificates inside the image"),
+        StepKind::SystemPackages { .. } if context.options.sandbox => sandboxed(),
         StepKind::SystemPackages { .. } | StepKind::PythonPrerequisites { .. } => {
             unsupported("runs apt-get inside the image")
         }
@@ -511,6 +520,7 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::Ldconfig => NativeSupport::Substituted {
             how: "/etc/ld.so.conf.d/cog.conf is written from the installed *python*.so files; the ld.so cache is not regenerated (Python loads extension modules by path)".to_string(),
         },
+        StepKind::RunCommand { .. } if context.options.sandbox => sandboxed(),
         StepKind::RunCommand { .. } => unsupported("runs a shell command inside the image"),
     }
 }

@@ -20,8 +20,8 @@ pub struct UpperDiff {
 }
 
 /// Reads `upper` into layer entries. `secret_targets` are the paths the
-/// step bound secrets at; `lower_dirs` tell which of their parent
-/// directories the sandbox created.
+/// step bound secrets (and cache directories) at; `lower_dirs` tell which
+/// of their parent directories the sandbox created.
 pub fn upper_entries(
     upper: &Path,
     secret_targets: &[String],

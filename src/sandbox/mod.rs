@@ -14,7 +14,7 @@ pub mod run;
 
 pub use diff::{UpperDiff, upper_entries};
 pub use rootfs::{BlobSource, LayerRef, StoreBlobs, ensure_layers};
-pub use run::{BindFile, RunDirs, RunSpec, run_command};
+pub use run::{BindDir, BindFile, RunDirs, RunSpec, run_command};
 
 use crate::oci::store::Store;
 use std::io;

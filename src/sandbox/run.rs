@@ -38,6 +38,16 @@ pub struct BindFile {
     pub target: String,
 }
 
+/// A host directory bound read-write at `target` (a BuildKit-style cache
+/// mount: persistent across builds, never part of a layer).
+#[derive(Debug, Clone)]
+pub struct BindDir {
+    /// Directory on the host.
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+}
+
 /// One command to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -53,6 +63,8 @@ pub struct RunSpec {
     pub lower_dirs: Vec<PathBuf>,
     /// Secret files bound for this step only.
     pub secrets: Vec<BindFile>,
+    /// Cache directories bound for this step only.
+    pub cache_dirs: Vec<BindDir>,
 }
 
 /// The directories of one finished run; removed on drop.
@@ -85,8 +97,9 @@ struct Prepared {
     tmp_dir: CString,
     run_dir: CString,
     host_files: Vec<(CString, CString)>,
-    secret_parents: Vec<CString>,
+    mount_parents: Vec<CString>,
     secrets: Vec<(CString, CString)>,
+    cache_dirs: Vec<(CString, CString)>,
     workdir: CString,
 }
 
@@ -212,19 +225,28 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
         .filter(|f| Path::new("/").join(f).is_file())
         .map(|f| Ok((c_path(&Path::new("/").join(f))?, inside(f)?)))
         .collect::<Result<_, SandboxError>>()?;
-    let mut secret_parents = Vec::new();
-    let mut secrets = Vec::new();
-    for secret in &spec.secrets {
-        let target = secret.target.trim_start_matches('/');
+    let mut mount_parents = Vec::new();
+    let targets = spec.secrets.iter().map(|s| &s.target);
+    for target in targets.chain(spec.cache_dirs.iter().map(|c| &c.target)) {
+        let target = target.trim_start_matches('/');
         let mut parent = Path::new(target).parent();
         let mut chain = Vec::new();
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
             chain.push(inside(&p.to_string_lossy())?);
             parent = p.parent();
         }
-        secret_parents.extend(chain.into_iter().rev());
-        secrets.push((c_path(&secret.source)?, inside(target)?));
+        mount_parents.extend(chain.into_iter().rev());
     }
+    let secrets = spec
+        .secrets
+        .iter()
+        .map(|s| Ok((c_path(&s.source)?, inside(&s.target)?)))
+        .collect::<Result<_, SandboxError>>()?;
+    let cache_dirs = spec
+        .cache_dirs
+        .iter()
+        .map(|c| Ok((c_path(&c.source)?, inside(&c.target)?)))
+        .collect::<Result<_, SandboxError>>()?;
     Ok(Prepared {
         rootfs_root: c_path(rootfs_root)?,
         merged: c_path(&merged)?,
@@ -236,8 +258,9 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
         tmp_dir: inside("tmp")?,
         run_dir: inside("run")?,
         host_files,
-        secret_parents,
+        mount_parents,
         secrets,
+        cache_dirs,
         workdir: CString::new(spec.workdir.as_bytes()).map_err(|_| SandboxError::Setup {
             what: format!("working directory {:?} contains a NUL byte", spec.workdir),
         })?,
@@ -399,8 +422,13 @@ unsafe fn setup_tree(p: &Prepared) -> std::io::Result<()> {
             // A base whose resolv.conf is a dangling symlink keeps its own.
             let _ = bind_read_only(source, target);
         }
-        for dir in &p.secret_parents {
+        for dir in &p.mount_parents {
             mkdir(dir, 0o755);
+        }
+        for (source, target) in &p.cache_dirs {
+            mkdir(target, 0o755);
+            mount(source, target, c"none", libc::MS_BIND, None)
+                .map_err(|_| fail(b"cogpack sandbox: cannot mount a cache directory\n"))?;
         }
         for (source, target) in &p.secrets {
             bind_read_only(source, target)

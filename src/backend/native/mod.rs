@@ -7,12 +7,14 @@
 //! writes every layer (in parallel, cached by input) and the image.
 
 mod python_step;
+mod sandbox_step;
 
 pub use python_step::{PythonSettings, python_target, resolve_python};
+pub use sandbox_step::{RunFlagMount, SharedBlobs, is_sandbox_step, parse_run_line};
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
 use crate::layer::source::{SourceOptions, scan_source_tree};
-use crate::layer::{Entry, LayerError, LayerJob, LayerOptions, build_layers};
+use crate::layer::{BuiltLayer, Entry, LayerError, LayerJob, LayerOptions, build_layers};
 use crate::oci::image::{
     AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble as assemble_image,
 };
@@ -38,6 +40,9 @@ pub enum NativeError {
         "{0:#}\nhint: check the requirements; `--backend docker` runs pip inside the image instead"
     )]
     Python(anyhow::Error),
+    /// A step run in the build sandbox failed, or the sandbox cannot run.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     /// The plan asks for something this engine cannot do.
     #[error("{0}")]
     Unsupported(String),
@@ -56,6 +61,12 @@ pub struct NativeSettings {
     pub leave_out: Vec<String>,
     /// Rebuild every layer instead of reusing cached results.
     pub no_cache: bool,
+    /// Where base layers missing from the store are fetched from when a
+    /// step runs in the sandbox (`None`: the store must hold them, as for
+    /// an OCI-layout base).
+    pub base_blobs: Option<SharedBlobs>,
+    /// Do not print sandbox progress and command output.
+    pub quiet_steps: bool,
 }
 
 /// Bytes the build adds that are computed outside the plan.
@@ -109,40 +120,42 @@ pub fn assemble(
     store: &Store,
 ) -> Result<NativeImage, NativeError> {
     let mut notices = Vec::new();
-    let mut jobs = Vec::new();
-    for step in &plan.steps {
-        jobs.extend(step_jobs(
-            plan,
-            step,
-            python,
-            generated,
-            settings,
-            store,
-            &mut notices,
-        )?);
+    if plan.steps.iter().any(is_sandbox_step) {
+        crate::sandbox::check_available(&crate::sandbox::scratch_dir(store))?;
     }
-    if settings.no_cache {
-        jobs.iter_mut().for_each(|j| j.job.cache_key = None);
+    let mut pending: Vec<NamedJob> = Vec::new();
+    let mut done: Vec<(String, String, BuiltLayer)> = Vec::new();
+    for (index, step) in plan.steps.iter().enumerate() {
+        if is_sandbox_step(step) {
+            flush_jobs(&mut pending, &mut done, settings, store)?;
+            let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
+            let layer = sandbox_step::run_step(plan, index, &base, &below, settings, store)?;
+            done.push((step.name.clone(), created_by(step), layer));
+        } else {
+            pending.extend(step_jobs(
+                plan,
+                step,
+                python,
+                generated,
+                settings,
+                store,
+                &mut notices,
+            )?);
+        }
     }
-    let built = build_layers(
-        jobs.iter().map(|j| j.job.clone()).collect(),
-        settings.layer,
-        store,
-    )?;
-    let layers: Vec<AddedLayer> = jobs
+    flush_jobs(&mut pending, &mut done, settings, store)?;
+    let layers: Vec<AddedLayer> = done
         .iter()
-        .zip(&built)
-        .map(|(job, layer)| AddedLayer {
+        .map(|(name, created_by, layer)| AddedLayer {
             record: layer.record.clone(),
-            created_by: job.created_by.clone(),
-            comment: Some(format!("cogpack: {}", job.name)),
+            created_by: created_by.clone(),
+            comment: Some(format!("cogpack: {name}")),
         })
         .collect();
-    let summaries = jobs
+    let summaries = done
         .iter()
-        .zip(&built)
-        .map(|(job, layer)| LayerSummary {
-            name: job.name.clone(),
+        .map(|(name, _, layer)| LayerSummary {
+            name: name.clone(),
             digest: layer.record.digest.clone(),
             size: layer.record.size,
             cached: layer.cached,
@@ -161,6 +174,36 @@ pub fn assemble(
         layers: summaries,
         notices,
     })
+}
+
+/// Builds the pending layer jobs (in parallel) and appends them to `done`
+/// as `(name, created_by, layer)`.
+fn flush_jobs(
+    pending: &mut Vec<NamedJob>,
+    done: &mut Vec<(String, String, BuiltLayer)>,
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<(), NativeError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let jobs = std::mem::take(pending);
+    let built = build_layers(
+        jobs.iter()
+            .map(|j| LayerJob {
+                entries: j.job.entries.clone(),
+                cache_key: j.job.cache_key.clone().filter(|_| !settings.no_cache),
+            })
+            .collect(),
+        settings.layer,
+        store,
+    )?;
+    done.extend(
+        jobs.into_iter()
+            .zip(built)
+            .map(|(job, layer)| (job.name, job.created_by, layer)),
+    );
+    Ok(())
 }
 
 /// The layer jobs of one plan step (none for config-only steps).

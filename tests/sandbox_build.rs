@@ -1,0 +1,175 @@
+//! `cogpack build --push` of projects with `build.run` items, executed in
+//! the build sandbox over the Debian stand-in base, pushed to a real
+//! registry, pulled back with skopeo, unpacked and served.
+
+mod common;
+
+use common::cogpack::World;
+use common::runner::{self, RunOptions};
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// The secret's content; must never appear in a layer.
+const SECRET: &str = "s3cr3t-4711";
+
+/// Copies `fixtures/sandbox/<name>` into a fresh directory.
+fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = common::scratch_dir("sandbox-project");
+    let dst = dir.path().join(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/sandbox")
+        .join(name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    (dir, dst)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        stderr(output)
+    );
+}
+
+/// Builds and pushes `project` as `image` with the secret file given.
+fn build(world: &World, project: &Path, image: &str) -> Output {
+    let secret = project.join("secret.txt");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let secret_flag = format!("id=tok,src={}", secret.display());
+    world.cogpack(
+        project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            image,
+            "--use-cog-base-image=false",
+            "--secret",
+            &secret_flag,
+        ],
+    )
+}
+
+/// Every blob of the store, decompressed when gzip.
+fn store_layer_texts(store: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = store.join("blobs/sha256");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            let raw = std::fs::read(&path).unwrap();
+            let mut bytes = Vec::new();
+            if raw.starts_with(&[0x1f, 0x8b]) {
+                flate2::read::MultiGzDecoder::new(&raw[..])
+                    .read_to_end(&mut bytes)
+                    .unwrap();
+            } else {
+                bytes = raw;
+            }
+            (path.display().to_string(), bytes)
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
+    let world = World::new();
+    let (_dir, project) = project("runs");
+    let image = world.image("test/runs:v1");
+    let output = build(&world, &project, &image);
+    assert_success(&output, "first build");
+    let log = stderr(&output);
+    for line in ["[run-1] step-one-ran", "[run-2] step-two-ran", "[run-3] secret-readable"] {
+        assert!(log.contains(line), "missing {line:?} in:\n{log}");
+    }
+    for (path, bytes) in store_layer_texts(world.store.path()) {
+        assert!(!contains(&bytes, SECRET), "secret found in blob {path}");
+    }
+
+    let pulled = runner::pull(&image).unwrap();
+    let made = std::fs::read_to_string(pulled.rootfs.join("usr/local/share/made.txt")).unwrap();
+    assert_eq!(made, "made-by-run\n");
+    assert!(
+        !pulled.rootfs.join("etc/debian_version").exists(),
+        "the whiteout of run-2 was not honoured"
+    );
+    assert!(
+        !pulled.rootfs.join("root/.config/tok").exists(),
+        "secret mount point leaked into the image"
+    );
+    assert!(pulled.rootfs.join("usr/bin/python3").exists());
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"text": "sandbox"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], "hello sandbox", "{body}");
+    drop(model);
+
+    // Unchanged: nothing runs again.
+    let again = build(&world, &project, &world.image("test/runs:v2"));
+    assert_success(&again, "second build");
+    let log = stderr(&again);
+    assert!(!log.contains("Running [run-"), "re-executed:\n{log}");
+    assert!(!log.contains("  built "), "a layer was rebuilt:\n{log}");
+
+    // One item changed: it and the items after it run, the one before does not.
+    let yaml = std::fs::read_to_string(project.join("cog.yaml")).unwrap();
+    let changed = yaml.replace("echo step-two-ran", "echo step-two-changed");
+    std::fs::write(project.join("cog.yaml"), changed).unwrap();
+    let third = build(&world, &project, &world.image("test/runs:v3"));
+    assert_success(&third, "third build");
+    let log = stderr(&third);
+    assert!(!log.contains("Running [run-1]"), "run-1 re-executed:\n{log}");
+    assert!(log.contains("[run-2] step-two-changed"), "{log}");
+    assert!(log.contains("[run-3] secret-readable"), "{log}");
+}
+
+#[test]
+fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
+    let world = World::new();
+    let (_dir, project) = project("runs");
+    std::fs::write(
+        project.join("cog.yaml"),
+        "build:\n  python_version: \"3.11\"\n  python_requirements: requirements.txt\n  sdk_version: \"0.23.1\"\n  run:\n    - echo about-to-fail && ls /no/such/dir && echo never\n    - echo not-reached\npredict: \"predict.py:Predictor\"\n",
+    )
+    .unwrap();
+    let image = world.image("test/fails:v1");
+    let output = world.cogpack(
+        &project,
+        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+    );
+    assert!(!output.status.success(), "build must fail");
+    let log = stderr(&output);
+    assert!(log.contains("exited with code 2"), "{log}");
+    assert!(log.contains("about-to-fail"), "{log}");
+    assert!(log.contains("No such file or directory"), "{log}");
+    assert!(!log.contains("not-reached"), "{log}");
+    assert!(
+        runner::pull(&image).is_err(),
+        "an image was pushed for a failed build"
+    );
+    let images = std::fs::read_to_string(world.store.path().join("images.json")).unwrap_or_default();
+    assert!(!images.contains("test/fails"), "image recorded: {images}");
+    let scratch = world.store.path().join("sandbox");
+    let leftovers: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "partial sandbox dirs left: {leftovers:?}");
+}
