@@ -43,9 +43,17 @@ fn assert_success(output: &Output, what: &str) {
     );
 }
 
-/// Builds and pushes `project` as `image` with the secret file given.
+/// What run-3 prints after reading the secret: its SHA-256 and path.
+fn secret_line() -> String {
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(format!("{SECRET}\n")));
+    format!("[run-3] {hash}  /root/.config/tok")
+}
+
+/// Builds and pushes `project` as `image` with the secret file given
+/// (written outside the project, as a real secret would be).
 fn build(world: &World, project: &Path, image: &str) -> Output {
-    let secret = project.join("secret.txt");
+    let secret = world.store.path().with_extension("secret.txt");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let secret_flag = format!("id=tok,src={}", secret.display());
     world.cogpack(
@@ -97,7 +105,11 @@ fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
     let output = build(&world, &project, &image);
     assert_success(&output, "first build");
     let log = stderr(&output);
-    for line in ["[run-1] step-one-ran", "[run-2] step-two-ran", "[run-3] secret-readable"] {
+    for line in [
+        "[run-1] step-one-ran",
+        "[run-2] step-two-ran",
+        &secret_line(),
+    ] {
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
     }
     for (path, bytes) in store_layer_texts(world.store.path()) {
@@ -136,9 +148,12 @@ fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
     let third = build(&world, &project, &world.image("test/runs:v3"));
     assert_success(&third, "third build");
     let log = stderr(&third);
-    assert!(!log.contains("Running [run-1]"), "run-1 re-executed:\n{log}");
+    assert!(
+        !log.contains("Running [run-1]"),
+        "run-1 re-executed:\n{log}"
+    );
     assert!(log.contains("[run-2] step-two-changed"), "{log}");
-    assert!(log.contains("[run-3] secret-readable"), "{log}");
+    assert!(log.contains(&secret_line()), "{log}");
 }
 
 #[test]
@@ -153,7 +168,13 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
     let image = world.image("test/fails:v1");
     let output = world.cogpack(
         &project,
-        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
     );
     assert!(!output.status.success(), "build must fail");
     let log = stderr(&output);
@@ -165,11 +186,15 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
         runner::pull(&image).is_err(),
         "an image was pushed for a failed build"
     );
-    let images = std::fs::read_to_string(world.store.path().join("images.json")).unwrap_or_default();
+    let images =
+        std::fs::read_to_string(world.store.path().join("images.json")).unwrap_or_default();
     assert!(!images.contains("test/fails"), "image recorded: {images}");
     let scratch = world.store.path().join("sandbox");
     let leftovers: Vec<_> = std::fs::read_dir(&scratch)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
-    assert!(leftovers.is_empty(), "partial sandbox dirs left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "partial sandbox dirs left: {leftovers:?}"
+    );
 }

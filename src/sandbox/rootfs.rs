@@ -230,7 +230,7 @@ fn make_overlay_whiteout(path: &Path) -> Result<(), SandboxError> {
     }
     let c_path = c_path(path)?;
     // SAFETY: c_path is a valid NUL-terminated path.
-    let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o000, libc::makedev(0, 0)) };
+    let rc = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR, libc::makedev(0, 0)) };
     if rc != 0 {
         return Err(SandboxError::io("create whiteout", path)(
             io::Error::last_os_error(),

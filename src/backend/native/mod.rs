@@ -125,11 +125,14 @@ pub fn assemble(
     }
     let mut pending: Vec<NamedJob> = Vec::new();
     let mut done: Vec<(String, String, BuiltLayer)> = Vec::new();
+    let mut step_keys: Vec<String> = Vec::new();
     for (index, step) in plan.steps.iter().enumerate() {
         if is_sandbox_step(step) {
             flush_jobs(&mut pending, &mut done, settings, store)?;
             let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
-            let layer = sandbox_step::run_step(plan, index, &base, &below, settings, store)?;
+            let (layer, key) =
+                sandbox_step::run_step(plan, index, &base, &below, &step_keys, settings, store)?;
+            step_keys.push(key);
             done.push((step.name.clone(), created_by(step), layer));
         } else {
             pending.extend(step_jobs(

@@ -5,9 +5,9 @@
 
 use super::{NativeError, NativeSettings, base_env};
 use crate::layer::{BuiltLayer, build_layer};
+use crate::oci::Descriptor;
 use crate::oci::image::BaseImage;
 use crate::oci::store::{LayerRecord, Store};
-use crate::oci::Descriptor;
 use crate::plan::image::ImageConfig;
 use crate::plan::secrets::{SecretSource, SecretSpec};
 use crate::plan::{BuildPlan, Step, StepKind};
@@ -69,7 +69,9 @@ pub fn parse_run_line(line: &str) -> (Vec<RunFlagMount>, String) {
         let get = |key: &str| {
             fields
                 .iter()
-                .find(|(k, _)| *k == key || (key == "target" && matches!(*k, "dst" | "destination")))
+                .find(|(k, _)| {
+                    *k == key || (key == "target" && matches!(*k, "dst" | "destination"))
+                })
                 .map(|(_, v)| v.to_string())
         };
         let target = get("target").unwrap_or_default();
@@ -96,28 +98,33 @@ pub fn parse_run_line(line: &str) -> (Vec<RunFlagMount>, String) {
 
 /// Runs one sandbox step over `base` + `below` (layers of earlier steps of
 /// this build, bottom first), or takes its layer from the cache.
+/// `earlier_keys` are the cache keys of the sandbox steps before it: as in
+/// BuildKit, changing a command re-runs every later command even when its
+/// output happens to be identical. Returns the layer and this step's key.
 pub fn run_step(
     plan: &BuildPlan,
     step_index: usize,
     base: &BaseImage,
     below: &[LayerRecord],
+    earlier_keys: &[String],
     settings: &NativeSettings,
     store: &Store,
-) -> Result<BuiltLayer, NativeError> {
+) -> Result<(BuiltLayer, String), NativeError> {
     let step = &plan.steps[step_index];
     let line = super::created_by(step);
     let (mounts, command) = parse_run_line(&line);
     let chain = parent_chain(base, below)?;
     let env = step_env(plan, step_index, base);
     let workdir = base_workdir(base);
-    let key = cache_key(&chain, &line, &env, &workdir, settings);
+    let key = cache_key(&chain, earlier_keys, &line, &env, &workdir, settings);
     if !settings.no_cache
         && let Some(record) = store.cached_layer(&key).map_err(layer_store_error)?
     {
-        return Ok(BuiltLayer {
+        let layer = BuiltLayer {
             record,
             cached: true,
-        });
+        };
+        return Ok((layer, key));
     }
     let source = ChainBlobs {
         store: store.clone(),
@@ -133,7 +140,10 @@ pub fn run_step(
     let secret_dir = tempfile::Builder::new()
         .prefix("secrets-")
         .tempdir_in(sandbox::scratch_dir(store))
-        .map_err(SandboxError::io("create temp dir in", &sandbox::scratch_dir(store)))?;
+        .map_err(SandboxError::io(
+            "create temp dir in",
+            &sandbox::scratch_dir(store),
+        ))?;
     let (secrets, caches) = bind_mounts(&mounts, &plan.secrets, secret_dir.path(), store)?;
     let targets: Vec<String> = secrets
         .iter()
@@ -168,10 +178,11 @@ pub fn run_step(
     store
         .record_layer(&key, &record)
         .map_err(layer_store_error)?;
-    Ok(BuiltLayer {
+    let layer = BuiltLayer {
         record,
         cached: false,
-    })
+    };
+    Ok((layer, key))
 }
 
 /// Store errors while reading or writing the step cache.
@@ -224,7 +235,11 @@ fn step_env(plan: &BuildPlan, step_index: usize, base: &BaseImage) -> Vec<String
 fn base_workdir(base: &BaseImage) -> String {
     serde_json::from_slice::<serde_json::Value>(&base.config)
         .ok()
-        .and_then(|v| v.pointer("/config/WorkingDir")?.as_str().map(str::to_string))
+        .and_then(|v| {
+            v.pointer("/config/WorkingDir")?
+                .as_str()
+                .map(str::to_string)
+        })
         .filter(|dir| !dir.is_empty())
         .unwrap_or_else(|| "/".to_string())
 }
@@ -232,6 +247,7 @@ fn base_workdir(base: &BaseImage) -> String {
 /// Everything a step's result depends on, never a secret's content.
 fn cache_key(
     chain: &[LayerRef],
+    earlier_keys: &[String],
     line: &str,
     env: &[String],
     workdir: &str,
@@ -240,6 +256,9 @@ fn cache_key(
     let mut hasher = Sha256::new();
     for layer in chain {
         hasher.update(format!("parent:{}\n", layer.diff_id));
+    }
+    for key in earlier_keys {
+        hasher.update(format!("earlier-step:{key}\n"));
     }
     hasher.update(format!("line:{line}\n"));
     for kv in env {
