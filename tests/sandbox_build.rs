@@ -198,3 +198,49 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
         "partial sandbox dirs left: {leftovers:?}"
     );
 }
+
+#[test]
+fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
+    let world = World::new();
+    let (_dir, project) = project("apt");
+    let image = world.image("test/apt:v1");
+    let output = world.cogpack(
+        &project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
+    );
+    assert_success(&output, "build with system_packages");
+    let log = stderr(&output);
+    assert!(
+        log.contains("Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2 && rm -rf /var/lib/apt/lists/*"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
+        "the run item after apt did not see the package:\n{log}"
+    );
+    let pulled = runner::pull(&image).unwrap();
+    let lists = pulled.rootfs.join("var/lib/apt/lists");
+    let leftover: Vec<_> = std::fs::read_dir(&lists)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "partial" && name != "lock" && name != "auxfiles")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        leftover.is_empty(),
+        "apt lists left in the image: {leftover:?}"
+    );
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"text": "loaded"}));
+    assert_eq!(status, 200, "{body}");
+    let text = body["output"].as_str().unwrap_or_default();
+    assert!(text.starts_with("loaded libyaml 0.2."), "{body}");
+}
