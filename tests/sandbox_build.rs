@@ -53,21 +53,24 @@ fn secret_line() -> String {
 /// Builds and pushes `project` as `image` with the secret file given
 /// (written outside the project, as a real secret would be).
 fn build(world: &World, project: &Path, image: &str) -> Output {
+    build_with(world, project, image, &["--push"])
+}
+
+/// [`build`] with other flags instead of `--push`.
+fn build_with(world: &World, project: &Path, image: &str, flags: &[&str]) -> Output {
     let secret = world.store.path().with_extension("secret.txt");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let secret_flag = format!("id=tok,src={}", secret.display());
-    world.cogpack(
-        project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            image,
-            "--use-cog-base-image=false",
-            "--secret",
-            &secret_flag,
-        ],
-    )
+    let mut args = vec![
+        "build",
+        "-t",
+        image,
+        "--use-cog-base-image=false",
+        "--secret",
+        &secret_flag,
+    ];
+    args.extend(flags);
+    world.cogpack(project, &args)
 }
 
 /// Every blob of the store, decompressed when gzip.
@@ -154,6 +157,65 @@ fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
     );
     assert!(log.contains("[run-2] step-two-changed"), "{log}");
     assert!(log.contains(&secret_line()), "{log}");
+
+    // --no-cache runs every command again.
+    let output = build_with(
+        &world,
+        &project,
+        &world.image("test/runs:v4"),
+        &["--no-cache"],
+    );
+    assert_success(&output, "--no-cache build");
+    let log = stderr(&output);
+    assert!(log.contains("Running [run-1]"), "{log}");
+    assert!(log.contains("Running [run-2]"), "{log}");
+}
+
+#[test]
+fn plan_reports_run_steps_native_and_refuses_without_the_sandbox() {
+    let (_dir, project) = project("runs");
+    let plan = |extra_env: Option<(&str, &str)>| {
+        let mut command = std::process::Command::new(common::cogpack::cogpack_bin());
+        command.args(["plan", "--json", "--use-cog-base-image=false"]);
+        command.current_dir(&project);
+        if let Some((key, value)) = extra_env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        assert_success(&output, "cogpack plan");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let native = |plan: &serde_json::Value, id: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .map(|s| s["native"]["status"].clone())
+            .unwrap_or_else(|| panic!("no step {id} in {plan}"))
+    };
+    let with_sandbox = plan(None);
+    for id in ["run-1", "run-2", "run-3"] {
+        assert_eq!(native(&with_sandbox, id), json!("native"), "{id}");
+    }
+    let without = plan(Some(("COGPACK_SANDBOX", "0")));
+    assert_ne!(native(&without, "run-1"), json!("native"));
+    let store = common::scratch_dir("refused-store");
+    let mut command = std::process::Command::new(common::cogpack::cogpack_bin());
+    let refused = command
+        .args(["build", "--use-cog-base-image=false"])
+        .current_dir(&project)
+        .env("COGPACK_SANDBOX", "0")
+        .env("COGPACK_HOME", store.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let log = stderr(&refused);
+    assert!(
+        log.contains("[run-1]") && log.contains("--backend docker"),
+        "{log}"
+    );
+    assert!(log.contains("nothing was downloaded or built"), "{log}");
 }
 
 #[test]

@@ -122,3 +122,41 @@ fn failing_command_reports_exit_code_and_output() {
     let leftovers: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
     assert!(leftovers.is_empty(), "scratch dirs left: {leftovers:?}");
 }
+
+#[test]
+fn opaque_directory_survives_layer_round_trip() {
+    let (_dir, store, mut layers, env) = base_store();
+    let lower = lower_dirs(&store, &layers);
+    let root = sandbox::rootfs::rootfs_root(&store);
+    let scratch = sandbox::scratch_dir(&store);
+    let replace = "rm -rf /etc/apt && mkdir /etc/apt && echo fresh > /etc/apt/only-file";
+    let run = run_command(
+        &spec(replace, &env, lower.clone()),
+        &root,
+        &scratch,
+        &mut |_| {},
+    )
+    .unwrap();
+    let diff = upper_entries(&run.upper(), &[], &lower).unwrap();
+    let marker = find(&diff.entries, "etc/apt/.wh..wh..opq").expect("opaque marker");
+    assert!(matches!(marker.kind, EntryKind::Whiteout));
+    let options = cogpack::layer::LayerOptions::default();
+    let record = cogpack::layer::build_layer(diff.entries, options, &store).unwrap();
+    drop(run);
+    layers.push(LayerRef {
+        descriptor: record.descriptor(),
+        diff_id: record.diff_id.clone(),
+    });
+    let (stacked, unpacked) =
+        ensure_layers(&store, &layers, &StoreBlobs(store.clone()), &|_| {}).unwrap();
+    assert_eq!(unpacked, 1, "only the new layer is unpacked");
+    let mut lines = Vec::new();
+    run_command(
+        &spec("ls -A /etc/apt", &env, stacked),
+        &root,
+        &scratch,
+        &mut |line| lines.push(line.to_string()),
+    )
+    .unwrap();
+    assert_eq!(lines, vec!["[run-1] only-file".to_string()]);
+}
