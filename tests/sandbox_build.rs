@@ -306,3 +306,78 @@ fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
     let text = body["output"].as_str().unwrap_or_default();
     assert!(text.starts_with("loaded libyaml 0.2."), "{body}");
 }
+
+/// Serves `dir` over HTTP on a free loopback port; killed on drop.
+struct FileServer(std::process::Child);
+
+impl FileServer {
+    fn start(dir: &Path) -> (FileServer, u16) {
+        let port = common::free_port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        (FileServer(child), port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_item_downloads_a_tool_with_curl_from_a_loopback_server() {
+    let world = World::new();
+    let (_dir, project) = project("curl");
+    let served = common::scratch_dir("served");
+    std::fs::rename(project.join("tool"), served.path().join("tool")).unwrap();
+    let (_server, port) = FileServer::start(served.path());
+    let template = std::fs::read_to_string(project.join("cog.yaml.in")).unwrap();
+    std::fs::write(
+        project.join("cog.yaml"),
+        template.replace("@PORT@", &port.to_string()),
+    )
+    .unwrap();
+    std::fs::remove_file(project.join("cog.yaml.in")).unwrap();
+    let image = world.image("test/curl:v1");
+    let output = world.cogpack(
+        &project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
+    );
+    assert_success(&output, "build with a curl run item");
+    let log = stderr(&output);
+    assert!(log.contains("Running [tini] set -eux;"), "{log}");
+    let pulled = runner::pull(&image).unwrap();
+    assert!(
+        pulled.rootfs.join("usr/bin/curl").is_file(),
+        "curl not installed"
+    );
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"text": "hi"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], "tool says hi", "{body}");
+}

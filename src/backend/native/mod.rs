@@ -10,7 +10,9 @@ mod python_step;
 mod sandbox_step;
 
 pub use python_step::{PythonSettings, python_target, resolve_python};
-pub use sandbox_step::{RunFlagMount, SharedBlobs, is_sandbox_step, parse_run_line};
+pub use sandbox_step::{
+    CURL_LINE, RunFlagMount, SandboxCommand, SharedBlobs, is_sandbox_step, parse_run_line,
+};
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
 use crate::layer::source::{SourceOptions, scan_source_tree};
@@ -126,15 +128,32 @@ pub fn assemble(
     let mut pending: Vec<NamedJob> = Vec::new();
     let mut done: Vec<(String, String, BuiltLayer)> = Vec::new();
     let mut step_keys: Vec<String> = Vec::new();
+    let curl_for_runs = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::RunCommand { .. }) && is_sandbox_step(s));
     for (index, step) in plan.steps.iter().enumerate() {
+        let mut commands = Vec::new();
         if is_sandbox_step(step) {
+            commands.push((step.name.clone(), SandboxCommand::of_step(step)));
+        } else if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
+            // cog's tini step installs curl first; run commands rely on it.
+            let what = SandboxCommand {
+                id: step.id.clone(),
+                line: sandbox_step::CURL_LINE.to_string(),
+            };
+            commands.push(("curl (from cog's tini step)".to_string(), what));
+        }
+        for (name, what) in commands {
             flush_jobs(&mut pending, &mut done, settings, store)?;
             let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
-            let (layer, key) =
-                sandbox_step::run_step(plan, index, &base, &below, &step_keys, settings, store)?;
+            let (layer, key) = sandbox_step::run_step(
+                plan, index, &what, &base, &below, &step_keys, settings, store,
+            )?;
             step_keys.push(key);
-            done.push((step.name.clone(), created_by(step), layer));
-        } else {
+            done.push((name, what.line, layer));
+        }
+        if !is_sandbox_step(step) {
             pending.extend(step_jobs(
                 plan,
                 step,

@@ -96,27 +96,50 @@ pub fn parse_run_line(line: &str) -> (Vec<RunFlagMount>, String) {
     (mounts, rest.to_string())
 }
 
+/// cog's curl install at the start of its tini step (paths A/B), without the
+/// tini download (the tini layer is written from the pinned binary).
+pub const CURL_LINE: &str = "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked set -eux; apt-get update -qq && apt-get install -qqy --no-install-recommends curl; rm -rf /var/lib/apt/lists/*";
+
+/// A command to run as a layer: its id (output prefix) and Dockerfile line.
+pub struct SandboxCommand {
+    /// Step id, e.g. `run-1`.
+    pub id: String,
+    /// The `RUN` line, mount flags included.
+    pub line: String,
+}
+
+impl SandboxCommand {
+    /// The command of a sandbox step of the plan.
+    pub fn of_step(step: &Step) -> Self {
+        SandboxCommand {
+            id: step.id.clone(),
+            line: super::created_by(step),
+        }
+    }
+}
+
 /// Runs one sandbox step over `base` + `below` (layers of earlier steps of
 /// this build, bottom first), or takes its layer from the cache.
 /// `earlier_keys` are the cache keys of the sandbox steps before it: as in
 /// BuildKit, changing a command re-runs every later command even when its
 /// output happens to be identical. Returns the layer and this step's key.
+#[allow(clippy::too_many_arguments)]
 pub fn run_step(
     plan: &BuildPlan,
     step_index: usize,
+    what: &SandboxCommand,
     base: &BaseImage,
     below: &[LayerRecord],
     earlier_keys: &[String],
     settings: &NativeSettings,
     store: &Store,
 ) -> Result<(BuiltLayer, String), NativeError> {
-    let step = &plan.steps[step_index];
-    let line = super::created_by(step);
-    let (mounts, command) = parse_run_line(&line);
+    let line = &what.line;
+    let (mounts, command) = parse_run_line(line);
     let chain = parent_chain(base, below)?;
     let env = step_env(plan, step_index, base);
     let workdir = base_workdir(base);
-    let key = cache_key(&chain, earlier_keys, &line, &env, &workdir, settings);
+    let key = cache_key(&chain, earlier_keys, line, &env, &workdir, settings);
     if !settings.no_cache
         && let Some(record) = store.cached_layer(&key).map_err(layer_store_error)?
     {
@@ -151,7 +174,7 @@ pub fn run_step(
         .chain(caches.iter().map(|c| c.target.clone()))
         .collect();
     let spec = RunSpec {
-        step_name: step.id.clone(),
+        step_name: what.id.clone(),
         command,
         env,
         workdir,
@@ -159,7 +182,7 @@ pub fn run_step(
         secrets,
         cache_dirs: caches,
     };
-    progress(&format!("Running [{}] {}", step.id, spec.command));
+    progress(&format!("Running [{}] {}", what.id, spec.command));
     let run = sandbox::run_command(
         &spec,
         &sandbox::rootfs::rootfs_root(store),
@@ -171,7 +194,7 @@ pub fn run_step(
     for path in &diff.skipped {
         progress(&format!(
             "[{}] left out of the layer (not a file, directory or link): {path}",
-            step.id
+            what.id
         ));
     }
     let record = build_layer(diff.entries, settings.layer, store)?;
