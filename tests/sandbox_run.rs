@@ -73,7 +73,8 @@ fn run_creates_and_deletes_files_as_layer_entries() {
     sandbox::check_available(&sandbox::scratch_dir(&store)).unwrap();
     let lower = lower_dirs(&store, &layers);
     let mut lines = Vec::new();
-    let command = "echo hello > /usr/local/share/hello.txt && rm /etc/debian_version \
+    let command = "echo hello > /usr/local/share/hello.txt && chown 1234:5678 /usr/local/share/hello.txt \
+        && mv /usr/share/debconf /usr/share/debconf-moved && rm /etc/debian_version \
         && echo pid=$$ && ls /proc/self >/dev/null && touch /tmp/scratch && python3 -c 'print(6*7)'";
     let run = run_command(
         &spec(command, &env, lower.clone()),
@@ -87,6 +88,14 @@ fn run_creates_and_deletes_files_as_layer_entries() {
     let diff = upper_entries(&run.upper(), &[], &lower).unwrap();
     let hello = find(&diff.entries, "usr/local/share/hello.txt").expect("new file in layer");
     assert!(matches!(hello.kind, EntryKind::File { size: 6, .. }));
+    assert_eq!((hello.uid, hello.gid), (1234, 5678), "owner kept");
+    let moved = find(&diff.entries, "usr/share/debconf-moved/confmodule.sh")
+        .expect("a renamed directory is complete in the layer");
+    assert!(matches!(moved.kind, EntryKind::File { .. }));
+    assert!(matches!(
+        find(&diff.entries, "usr/share/debconf").map(|e| &e.kind),
+        Some(EntryKind::Whiteout)
+    ));
     let gone = find(&diff.entries, "etc/debian_version").expect("whiteout in layer");
     assert!(matches!(gone.kind, EntryKind::Whiteout));
     assert!(

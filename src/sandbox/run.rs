@@ -294,8 +294,10 @@ pub fn overlay_options(
     } else {
         lower_top_first.join(":")
     };
+    // Renamed directories and metadata-only copies must be complete in the
+    // upper dir (it becomes a layer), whatever the kernel's defaults.
     let text = format!(
-        "lowerdir={lower},upperdir={},workdir={}",
+        "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off",
         upper.display(),
         work.display()
     );
