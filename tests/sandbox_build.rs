@@ -130,6 +130,11 @@ fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
         !pulled.rootfs.join("root/.config/tok").exists(),
         "secret mount point leaked into the image"
     );
+    assert!(log.contains("[run-4] cache-written"), "{log}");
+    assert!(
+        !pulled.rootfs.join("var/cache/mytool/persisted").exists(),
+        "cache mount content leaked into the image"
+    );
     assert!(pulled.rootfs.join("usr/bin/python3").exists());
     let model = pulled.run(&RunOptions::default()).unwrap();
     let (status, body) = model.predict(&json!({"text": "sandbox"}));

@@ -335,6 +335,8 @@ fn fail(stage: &[u8]) -> std::io::Error {
 fn enter_sandbox(p: &Prepared) -> std::io::Result<()> {
     // SAFETY: plain system calls with valid arguments.
     unsafe {
+        // Killed with cogpack, and the command (PID 1) with this process.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID) != 0 {
             return Err(fail(b"cogpack sandbox: unshare(mount, pid) failed\n"));
         }
@@ -355,6 +357,7 @@ fn enter_sandbox(p: &Prepared) -> std::io::Result<()> {
         if pid > 0 {
             wait_and_exit(pid);
         }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         setup_tree(p)
     }
 }
