@@ -169,3 +169,56 @@ fn opaque_directory_survives_layer_round_trip() {
     .unwrap();
     assert_eq!(lines, vec!["[run-1] only-file".to_string()]);
 }
+
+/// Runs `true` over the base and returns how long unpack + run took.
+fn timed_trivial_run(store: &Store, layers: &[LayerRef], env: &[String]) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let lower = lower_dirs(store, layers);
+    let mut lines = Vec::new();
+    run_command(
+        &spec("echo ran", env, lower),
+        &sandbox::rootfs::rootfs_root(store),
+        &sandbox::scratch_dir(store),
+        &mut |line| lines.push(line.to_string()),
+    )
+    .unwrap();
+    assert_eq!(lines, vec!["[run-1] ran".to_string()]);
+    started.elapsed()
+}
+
+#[test]
+fn trivial_step_cold_warm_and_by_hand_timings() {
+    let (dir, store, layers, env) = base_store();
+    let cold = timed_trivial_run(&store, &layers, &env);
+    let warm = timed_trivial_run(&store, &layers, &env);
+    let by_hand = {
+        let started = std::time::Instant::now();
+        let rootfs = dir.path().join("by-hand");
+        std::fs::create_dir(&rootfs).unwrap();
+        for layer in &layers {
+            let blob = store.blob_path(&layer.descriptor.digest);
+            common::run_ok(
+                std::process::Command::new("tar")
+                    .arg("-xf")
+                    .arg(&blob)
+                    .arg("-C")
+                    .arg(&rootfs),
+            );
+        }
+        let out = common::run_ok(
+            std::process::Command::new("unshare")
+                .args(["--mount", "--pid", "--fork", "chroot"])
+                .arg(&rootfs)
+                .args(["/bin/sh", "-c", "echo ran"]),
+        );
+        assert_eq!(out, b"ran\n");
+        started.elapsed()
+    };
+    eprintln!(
+        "trivial run step: cold {:.3}s, warm {:.3}s, by hand (tar -x + unshare + chroot) {:.3}s",
+        cold.as_secs_f64(),
+        warm.as_secs_f64(),
+        by_hand.as_secs_f64()
+    );
+    assert!(warm < cold, "warm {warm:?} should beat cold {cold:?}");
+}
