@@ -369,3 +369,55 @@ impl BlobSource for ChainBlobs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_line_flags_are_split_from_the_command() {
+        let (mounts, command) = parse_run_line(
+            "RUN --mount=type=secret,id=tok,target=/root/.netrc --mount=type=cache,target=/root/.cache/pip pip install x",
+        );
+        assert_eq!(command, "pip install x");
+        assert_eq!(
+            mounts,
+            vec![
+                RunFlagMount::Secret {
+                    id: "tok".into(),
+                    target: "/root/.netrc".into()
+                },
+                RunFlagMount::Cache {
+                    id: "/root/.cache/pip".into(),
+                    target: "/root/.cache/pip".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn secret_without_target_goes_to_run_secrets_and_plain_lines_pass_through() {
+        let (mounts, command) = parse_run_line("RUN --mount=type=secret,id=hf cat /run/secrets/hf");
+        assert_eq!(command, "cat /run/secrets/hf");
+        assert_eq!(
+            mounts,
+            vec![RunFlagMount::Secret {
+                id: "hf".into(),
+                target: "/run/secrets/hf".into()
+            }]
+        );
+        let (mounts, command) = parse_run_line("RUN echo --mount=not-a-flag");
+        assert!(mounts.is_empty());
+        assert_eq!(command, "echo --mount=not-a-flag");
+    }
+
+    #[test]
+    fn cog_apt_line_keeps_the_exact_command() {
+        let (mounts, command) = parse_run_line(CURL_LINE);
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(
+            command,
+            "set -eux; apt-get update -qq && apt-get install -qqy --no-install-recommends curl; rm -rf /var/lib/apt/lists/*"
+        );
+    }
+}
