@@ -386,3 +386,104 @@ fn run_item_downloads_a_tool_with_curl_from_a_loopback_server() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"], "tool says hi", "{body}");
 }
+
+/// A pure-Python wheel `greetpkg 1.0.0` written with Python's zipfile.
+fn write_greet_wheel(dir: &Path) -> String {
+    let name = "greetpkg-1.0.0-py3-none-any.whl";
+    let script = r#"
+import base64, hashlib, sys, zipfile
+files = {
+    "greetpkg/__init__.py": b"MARK = 'from-loopback-index'\n",
+    "greetpkg-1.0.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: greetpkg\nVersion: 1.0.0\n",
+    "greetpkg-1.0.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for path, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += f"{path},sha256={digest},{len(data)}\n"
+record += "greetpkg-1.0.0.dist-info/RECORD,,\n"
+files["greetpkg-1.0.0.dist-info/RECORD"] = record.encode()
+with zipfile.ZipFile(sys.argv[1], "w") as wheel:
+    for path, data in files.items():
+        wheel.writestr(path, data)
+"#;
+    common::run_ok(
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(dir.join(name)),
+    );
+    name.to_string()
+}
+
+/// A bare git repository (served over dumb HTTP) holding `greeting.txt`.
+fn write_git_repo(served: &Path, work: &Path) {
+    let git = |dir: &Path, args: &[&str]| {
+        common::run_ok(
+            std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .current_dir(dir),
+        );
+    };
+    let src = work.join("greeting-src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    std::fs::write(src.join("greeting.txt"), "Hello from git\n").unwrap();
+    git(&src, &["add", "greeting.txt"]);
+    git(&src, &["commit", "-q", "-m", "greeting"]);
+    git(
+        work,
+        &["clone", "-q", "--bare", "greeting-src", "greeting.git"],
+    );
+    git(&work.join("greeting.git"), &["update-server-info"]);
+    std::fs::rename(work.join("greeting.git"), served.join("greeting.git")).unwrap();
+}
+
+#[test]
+fn git_from_system_packages_clones_and_pip_installs_from_loopback_servers() {
+    let world = World::new();
+    let (dir, project) = project("git");
+    let served = common::scratch_dir("served");
+    write_git_repo(served.path(), dir.path());
+    let wheel = write_greet_wheel(served.path());
+    let index = served.path().join("simple/greetpkg");
+    std::fs::create_dir_all(&index).unwrap();
+    std::fs::write(
+        index.join("index.html"),
+        format!("<html><body><a href=\"../../{wheel}\">{wheel}</a></body></html>\n"),
+    )
+    .unwrap();
+    let (_server, port) = FileServer::start(served.path());
+    let template = std::fs::read_to_string(project.join("cog.yaml.in")).unwrap();
+    std::fs::write(
+        project.join("cog.yaml"),
+        template.replace("@PORT@", &port.to_string()),
+    )
+    .unwrap();
+    std::fs::remove_file(project.join("cog.yaml.in")).unwrap();
+    let image = world.image("test/git:v1");
+    let output = world.cogpack(
+        &project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
+    );
+    assert_success(&output, "build with git clone and pip install");
+    let pulled = runner::pull(&image).unwrap();
+    assert!(
+        pulled.rootfs.join("usr/bin/git").is_file(),
+        "git not installed"
+    );
+    assert!(!pulled.rootfs.join("opt/greeting/.git").exists());
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"name": "Ada"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"], "Hello from git Ada from-loopback-index",
+        "{body}"
+    );
+}

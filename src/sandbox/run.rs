@@ -94,6 +94,8 @@ struct Prepared {
     dev_dir: CString,
     devices: Vec<(CString, CString)>,
     dev_links: Vec<(CString, CString)>,
+    dev_pts: CString,
+    dev_shm: CString,
     tmp_dir: CString,
     run_dir: CString,
     host_files: Vec<(CString, CString)>,
@@ -216,6 +218,7 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
         ("/proc/self/fd/0", "dev/stdin"),
         ("/proc/self/fd/1", "dev/stdout"),
         ("/proc/self/fd/2", "dev/stderr"),
+        ("pts/ptmx", "dev/ptmx"),
     ]
     .iter()
     .map(|(target, link)| Ok((c_path(Path::new(target))?, inside(link)?)))
@@ -255,6 +258,8 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
         dev_dir: inside("dev")?,
         devices,
         dev_links,
+        dev_pts: inside("dev/pts")?,
+        dev_shm: inside("dev/shm")?,
         tmp_dir: inside("tmp")?,
         run_dir: inside("run")?,
         host_files,
@@ -470,6 +475,24 @@ unsafe fn mount_dev(p: &Prepared) -> std::io::Result<()> {
         for (target, link) in &p.dev_links {
             libc::symlink(target.as_ptr(), link.as_ptr());
         }
+        mkdir(&p.dev_pts, 0o755);
+        mount(
+            c"devpts",
+            &p.dev_pts,
+            c"devpts",
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=0620"),
+        )
+        .map_err(|_| fail(b"cogpack sandbox: cannot mount /dev/pts\n"))?;
+        mkdir(&p.dev_shm, 0o1777);
+        mount(
+            c"shm",
+            &p.dev_shm,
+            c"tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(c"mode=1777"),
+        )
+        .map_err(|_| fail(b"cogpack sandbox: cannot mount /dev/shm\n"))?;
     }
     Ok(())
 }
