@@ -487,3 +487,31 @@ fn git_from_system_packages_clones_and_pip_installs_from_loopback_servers() {
         "{body}"
     );
 }
+
+#[test]
+fn sandbox_that_cannot_mount_fails_before_any_download() {
+    let world = World::new();
+    let (_dir, project) = project("runs");
+    // overlayfs options cannot name a directory whose path holds a colon,
+    // so the up-front probe fails for a store there.
+    let store = common::scratch_dir("colon");
+    let odd_store = store.path().join("store:odd");
+    let image = world.image("test/unavailable:v1");
+    let output = world.cogpack_with_store(
+        &project,
+        &["build", "-t", &image, "--use-cog-base-image=false"],
+        &odd_store,
+    );
+    assert!(!output.status.success(), "build must fail");
+    let log = stderr(&output);
+    assert!(
+        log.contains("the build sandbox cannot run on this machine"),
+        "{log}"
+    );
+    assert!(log.contains("--backend docker"), "{log}");
+    assert!(
+        !log.contains("Downloading"),
+        "work started before the check:\n{log}"
+    );
+    assert!(!log.contains("Running ["), "{log}");
+}
