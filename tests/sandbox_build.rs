@@ -515,3 +515,78 @@ fn sandbox_that_cannot_mount_fails_before_any_download() {
     );
     assert!(!log.contains("Running ["), "{log}");
 }
+
+#[test]
+fn custom_ca_certificate_is_installed_with_update_ca_certificates() {
+    let world = World::new();
+    let (dir, project) = project("runs");
+    std::fs::write(
+        project.join("cog.yaml"),
+        "build:\n  python_version: \"3.11\"\n  python_requirements: requirements.txt\n  sdk_version: \"0.23.1\"\npredict: \"predict.py:Predictor\"\n",
+    )
+    .unwrap();
+    let cert = dir.path().join("ca.pem");
+    common::run_ok(
+        std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=cogpack sandbox test CA", "-keyout"])
+            .arg(dir.path().join("ca.key"))
+            .arg("-out")
+            .arg(&cert),
+    );
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let image = world.image("test/ca:v1");
+    let mirror_docker = format!("docker.io={}", world.registry.host);
+    let output = std::process::Command::new(common::cogpack::cogpack_bin())
+        .args([
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ])
+        .args(["--registry-mirror", &mirror_docker, "--progress", "plain"])
+        .current_dir(&project)
+        .env("COGPACK_HOME", world.store.path())
+        .env("COGPACK_TINI_URL", &world.tini.url)
+        .env("COGPACK_TINI_SHA256", &world.tini.sha256)
+        .env("DOCKER_CONFIG", world.store.path().join("docker-config"))
+        .env("COGLET_WHEEL", "pypi:0.23.1")
+        .env("COG_CA_CERT", &cert)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert_success(&output, "build with COG_CA_CERT");
+    let log = stderr(&output);
+    assert!(
+        log.contains("Running [ca-cert] cp /tmp/cog-ca-cert.crt"),
+        "{log}"
+    );
+    let pulled = runner::pull(&image).unwrap();
+    let installed = pulled
+        .rootfs
+        .join("usr/local/share/ca-certificates/cog-ca-cert.crt");
+    assert_eq!(
+        std::fs::read_to_string(&installed).unwrap().trim(),
+        pem.trim()
+    );
+    let bundle =
+        std::fs::read_to_string(pulled.rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    let body = pem.lines().nth(1).unwrap();
+    assert!(
+        bundle.contains(body),
+        "certificate not in the system bundle"
+    );
+    assert!(
+        !pulled.rootfs.join("tmp/cog-ca-cert.crt").exists(),
+        "the bound certificate leaked into /tmp"
+    );
+    let env = pulled.env();
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "SSL_CERT_FILE" && v == "/etc/ssl/certs/ca-certificates.crt"),
+        "{env:?}"
+    );
+}

@@ -508,6 +508,7 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::ConfigCopy { .. } => NativeSupport::Substituted {
             how: "the config file is copied into the source layer".to_string(),
         },
+        StepKind::CaCert { .. } if context.options.sandbox => sandboxed(),
         StepKind::CaCert { .. } => unsupported("runs update-ca-certificates inside the image"),
         StepKind::SystemPackages { .. } if context.options.sandbox => sandboxed(),
         StepKind::SystemPackages { .. } | StepKind::PythonPrerequisites { .. } => {

@@ -141,6 +141,7 @@ pub fn assemble(
             let what = SandboxCommand {
                 id: step.id.clone(),
                 line: sandbox_step::CURL_LINE.to_string(),
+                files: Vec::new(),
             };
             commands.push(("curl (from cog's tini step)".to_string(), what));
         }

@@ -32,7 +32,7 @@ impl std::fmt::Debug for SharedBlobs {
 pub fn is_sandbox_step(step: &Step) -> bool {
     matches!(
         step.kind,
-        StepKind::RunCommand { .. } | StepKind::SystemPackages { .. }
+        StepKind::RunCommand { .. } | StepKind::SystemPackages { .. } | StepKind::CaCert { .. }
     ) && step.native.is_native()
 }
 
@@ -106,14 +106,33 @@ pub struct SandboxCommand {
     pub id: String,
     /// The `RUN` line, mount flags included.
     pub line: String,
+    /// Files bound read-only during the run only, as `(content, target)`;
+    /// their content is part of the cache key (they are not secrets).
+    pub files: Vec<(Vec<u8>, String)>,
 }
 
 impl SandboxCommand {
-    /// The command of a sandbox step of the plan.
+    /// The command of a sandbox step of the plan: its `RUN` line. The CA
+    /// certificate step's `COPY` into `/tmp` becomes a read-only bind of the
+    /// certificate there (so it does not linger in a layer).
     pub fn of_step(step: &Step) -> Self {
+        let lines = crate::backend::docker::step_instructions(step);
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with("RUN "))
+            .cloned()
+            .unwrap_or_else(|| super::created_by(step));
+        let files = match &step.kind {
+            StepKind::CaCert { contents, .. } => vec![(
+                contents.clone(),
+                format!("/tmp/{}", crate::plan::step::CA_CERT_FILE_NAME),
+            )],
+            _ => Vec::new(),
+        };
         SandboxCommand {
             id: step.id.clone(),
-            line: super::created_by(step),
+            line,
+            files,
         }
     }
 }
@@ -139,7 +158,12 @@ pub fn run_step(
     let chain = parent_chain(base, below)?;
     let env = step_env(plan, step_index, base);
     let workdir = base_workdir(base);
-    let key = cache_key(&chain, earlier_keys, line, &env, &workdir, settings);
+    let mut key_line = line.clone();
+    for (content, target) in &what.files {
+        let digest = hex::encode(Sha256::digest(content));
+        key_line.push_str(&format!("\nfile:{target}:{digest}"));
+    }
+    let key = cache_key(&chain, earlier_keys, &key_line, &env, &workdir, settings);
     if !settings.no_cache
         && let Some(record) = store.cached_layer(&key).map_err(layer_store_error)?
     {
@@ -167,7 +191,19 @@ pub fn run_step(
             "create temp dir in",
             &sandbox::scratch_dir(store),
         ))?;
-    let (secrets, caches) = bind_mounts(&mounts, &plan.secrets, secret_dir.path(), store)?;
+    let (mut secrets, caches) = bind_mounts(&mounts, &plan.secrets, secret_dir.path(), store)?;
+    for (index, (content, target)) in what.files.iter().enumerate() {
+        let path = secret_dir.path().join(format!("file-{index}"));
+        write_private(&path, content)?;
+        // Not a secret: readable like a file Docker's COPY writes.
+        let readable =
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+        std::fs::set_permissions(&path, readable).map_err(SandboxError::io("chmod", &path))?;
+        secrets.push(BindFile {
+            source: path,
+            target: target.clone(),
+        });
+    }
     let targets: Vec<String> = secrets
         .iter()
         .map(|s| s.target.clone())
