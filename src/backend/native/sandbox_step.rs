@@ -287,8 +287,17 @@ fn step_env(plan: &BuildPlan, step_index: usize, base: &BaseImage) -> Vec<String
         .filter(|kv| !kv.starts_with("DEBIAN_FRONTEND="))
         .collect();
     env.push("DEBIAN_FRONTEND=noninteractive".to_string());
+    // Docker gives every container a PATH and HOME when the image has none.
+    for (key, default) in [("PATH", DEFAULT_PATH), ("HOME", "/root")] {
+        if !env.iter().any(|kv| kv.starts_with(&format!("{key}="))) {
+            env.push(format!("{key}={default}"));
+        }
+    }
     env
 }
+
+/// Docker's PATH for containers whose image sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The base config's `WorkingDir`, or `/`.
 fn base_workdir(base: &BaseImage) -> String {
