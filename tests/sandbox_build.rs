@@ -590,3 +590,30 @@ fn custom_ca_certificate_is_installed_with_update_ca_certificates() {
         "{env:?}"
     );
 }
+
+#[test]
+fn run_item_on_the_cog_base_image_sees_every_base_layer() {
+    let world = World::new();
+    let (_dir, project) = project("runs");
+    std::fs::write(
+        project.join("cog.yaml"),
+        "build:\n  python_version: \"3.11\"\n  python_requirements: requirements.txt\n  sdk_version: \"0.23.1\"\n  run:\n    - test -x /sbin/tini && uv --version > /etc/uv-version.txt\npredict: \"predict.py:Predictor\"\n",
+    )
+    .unwrap();
+    let image = world.image("test/cogbase:v1");
+    let output = world.cogpack(&project, &["build", "--push", "-t", &image]);
+    assert_success(&output, "cog-base build with a run item");
+    let log = stderr(&output);
+    assert!(log.contains("cog-base"), "{log}");
+    assert!(
+        !log.contains("Running [tini]"),
+        "cog-base needs no curl step:\n{log}"
+    );
+    let pulled = runner::pull(&image).unwrap();
+    let version = std::fs::read_to_string(pulled.rootfs.join("etc/uv-version.txt")).unwrap();
+    assert!(version.starts_with("uv "), "{version}");
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"text": "base"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], "hello base", "{body}");
+}
