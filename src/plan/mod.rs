@@ -509,11 +509,10 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
             how: "the config file is copied into the source layer".to_string(),
         },
         StepKind::CaCert { .. } if context.options.sandbox => sandboxed(),
-        StepKind::CaCert { .. } => unsupported("runs update-ca-certificates inside the image"),
+        StepKind::CaCert { .. } => unsupported(&needs_sandbox("runs update-ca-certificates")),
         StepKind::SystemPackages { .. } if context.options.sandbox => sandboxed(),
-        StepKind::SystemPackages { .. } | StepKind::PythonPrerequisites { .. } => {
-            unsupported("runs apt-get inside the image")
-        }
+        StepKind::SystemPackages { .. } => unsupported(&needs_sandbox("runs apt-get")),
+        StepKind::PythonPrerequisites { .. } => unsupported("runs apt-get inside the image"),
         StepKind::PythonInstall { .. } => unsupported("runs `uv python install` inside the image"),
         StepKind::Requirements { .. } => python_installs("requirements"),
         StepKind::CogRuntime { .. } => python_installs("cog runtime wheels"),
@@ -522,8 +521,15 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
             how: "/etc/ld.so.conf.d/cog.conf is written from the installed *python*.so files; the ld.so cache is not regenerated (Python loads extension modules by path)".to_string(),
         },
         StepKind::RunCommand { .. } if context.options.sandbox => sandboxed(),
-        StepKind::RunCommand { .. } => unsupported("runs a shell command inside the image"),
+        StepKind::RunCommand { .. } => unsupported(&needs_sandbox("runs a shell command")),
     }
+}
+
+/// The reason for a step the build sandbox would run, when it is off.
+fn needs_sandbox(what: &str) -> String {
+    format!(
+        "{what} inside the image (the build sandbox runs it when cogpack runs as root on Linux)"
+    )
 }
 
 /// Steps before the Python packages: preamble, CA cert, tini, env, apt, uv, Python.
