@@ -184,6 +184,8 @@ pub fn run_step(
         }
     };
     let (lower_dirs, _) = sandbox::ensure_layers(store, &chain, &source, &progress)?;
+    let scratch = sandbox::scratch_dir(store);
+    std::fs::create_dir_all(&scratch).map_err(SandboxError::io("create", &scratch))?;
     let secret_dir = tempfile::Builder::new()
         .prefix("secrets-")
         .tempdir_in(sandbox::scratch_dir(store))
