@@ -11,5 +11,6 @@ pub mod oci;
 pub mod plan;
 pub mod python;
 pub mod registry;
+pub mod sandbox;
 pub mod schema;
 pub mod weights;

@@ -95,6 +95,10 @@ pub fn run_build(
     }
     plan.check_native()
         .map_err(|e| CliError::plain(e.to_string()))?;
+    if plan.steps.iter().any(native::is_sandbox_step) {
+        crate::sandbox::check_available(&crate::sandbox::scratch_dir(&store))
+            .map_err(|e| CliError::plain(format!("image build failed: {e}")))?;
+    }
     let weights_json = super::weights::runtime_manifest(project)?;
     status(args, &format!("Using base image {}", plan.base.reference));
     let base = resolve_base(&plan, args, &client, &store, &runtime)?;
@@ -106,7 +110,14 @@ pub fn run_build(
         weights_json,
         extra_labels: extra_labels(args, push_target, &cog_version),
     };
-    let settings = native_settings(args, env, project)?;
+    let mut settings = native_settings(args, env, project)?;
+    settings.base_blobs = base.source.clone().map(|reference| {
+        native::SharedBlobs(Arc::new(crate::sandbox::registry::RegistryBlobs::new(
+            client.clone(),
+            reference,
+            runtime.handle().clone(),
+        )))
+    });
     let built = native::assemble(
         &plan,
         base.image,
@@ -336,6 +347,8 @@ fn native_settings(
         tini,
         leave_out: weight_source_dirs(project),
         no_cache: args.no_cache,
+        base_blobs: None,
+        quiet_steps: args.progress == ProgressArg::Quiet,
     })
 }
 

@@ -139,6 +139,7 @@ pub fn plan_options(
         decorator_concurrency,
         git_revision: git.revision,
         git_version: git.version,
+        sandbox: crate::sandbox::default_enabled() && env.get("COGPACK_SANDBOX") != Some("0"),
     })
 }
 

@@ -138,6 +138,11 @@ pub struct PlanOptions {
     pub git_revision: Option<String>,
     /// Git version label value (`GITHUB_REF_NAME` or `git describe`), if known.
     pub git_version: Option<String>,
+    /// The build sandbox can run here, so `build.run` commands and
+    /// `system_packages` are native. Off by default so a plan never depends
+    /// on the machine; the CLI turns it on on Linux as root
+    /// ([`crate::sandbox::default_enabled`]).
+    pub sandbox: bool,
 }
 
 impl Default for PlanOptions {
@@ -157,6 +162,7 @@ impl Default for PlanOptions {
             decorator_concurrency: None,
             git_revision: None,
             git_version: None,
+            sandbox: false,
         }
     }
 }
@@ -467,6 +473,8 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
     let unsupported = |reason: &str| NativeSupport::Unsupported {
         reason: reason.to_string(),
     };
+    // Run in the build sandbox over the image's own layers: the real command.
+    let sandboxed = || NativeSupport::Native;
     let python_installs = |what: &str| {
         if context.base.path == BasePath::NvidiaCuda {
             unsupported(&format!(
@@ -500,10 +508,11 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::ConfigCopy { .. } => NativeSupport::Substituted {
             how: "the config file is copied into the source layer".to_string(),
         },
-        StepKind::CaCert { .. } => unsupported("runs update-ca-certificates inside the image"),
-        StepKind::SystemPackages { .. } | StepKind::PythonPrerequisites { .. } => {
-            unsupported("runs apt-get inside the image")
-        }
+        StepKind::CaCert { .. } if context.options.sandbox => sandboxed(),
+        StepKind::CaCert { .. } => unsupported(&needs_sandbox("runs update-ca-certificates")),
+        StepKind::SystemPackages { .. } if context.options.sandbox => sandboxed(),
+        StepKind::SystemPackages { .. } => unsupported(&needs_sandbox("runs apt-get")),
+        StepKind::PythonPrerequisites { .. } => unsupported("runs apt-get inside the image"),
         StepKind::PythonInstall { .. } => unsupported("runs `uv python install` inside the image"),
         StepKind::Requirements { .. } => python_installs("requirements"),
         StepKind::CogRuntime { .. } => python_installs("cog runtime wheels"),
@@ -511,8 +520,16 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::Ldconfig => NativeSupport::Substituted {
             how: "/etc/ld.so.conf.d/cog.conf is written from the installed *python*.so files; the ld.so cache is not regenerated (Python loads extension modules by path)".to_string(),
         },
-        StepKind::RunCommand { .. } => unsupported("runs a shell command inside the image"),
+        StepKind::RunCommand { .. } if context.options.sandbox => sandboxed(),
+        StepKind::RunCommand { .. } => unsupported(&needs_sandbox("runs a shell command")),
     }
+}
+
+/// The reason for a step the build sandbox would run, when it is off.
+fn needs_sandbox(what: &str) -> String {
+    format!(
+        "{what} inside the image (the build sandbox runs it when cogpack runs as root on Linux)"
+    )
 }
 
 /// Steps before the Python packages: preamble, CA cert, tini, env, apt, uv, Python.

@@ -7,12 +7,16 @@
 //! writes every layer (in parallel, cached by input) and the image.
 
 mod python_step;
+mod sandbox_step;
 
 pub use python_step::{PythonSettings, python_target, resolve_python};
+pub use sandbox_step::{
+    CURL_LINE, RunFlagMount, SandboxCommand, SharedBlobs, is_sandbox_step, parse_run_line,
+};
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
 use crate::layer::source::{SourceOptions, scan_source_tree};
-use crate::layer::{Entry, LayerError, LayerJob, LayerOptions, build_layers};
+use crate::layer::{BuiltLayer, Entry, LayerError, LayerJob, LayerOptions, build_layers};
 use crate::oci::image::{
     AddedLayer, BaseImage, ConfigAdditions, ImageSpec, StoreImage, assemble as assemble_image,
 };
@@ -38,6 +42,9 @@ pub enum NativeError {
         "{0:#}\nhint: check the requirements; `--backend docker` runs pip inside the image instead"
     )]
     Python(anyhow::Error),
+    /// A step run in the build sandbox failed, or the sandbox cannot run.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     /// The plan asks for something this engine cannot do.
     #[error("{0}")]
     Unsupported(String),
@@ -56,6 +63,12 @@ pub struct NativeSettings {
     pub leave_out: Vec<String>,
     /// Rebuild every layer instead of reusing cached results.
     pub no_cache: bool,
+    /// Where base layers missing from the store are fetched from when a
+    /// step runs in the sandbox (`None`: the store must hold them, as for
+    /// an OCI-layout base).
+    pub base_blobs: Option<SharedBlobs>,
+    /// Do not print sandbox progress and command output.
+    pub quiet_steps: bool,
 }
 
 /// Bytes the build adds that are computed outside the plan.
@@ -109,40 +122,63 @@ pub fn assemble(
     store: &Store,
 ) -> Result<NativeImage, NativeError> {
     let mut notices = Vec::new();
-    let mut jobs = Vec::new();
-    for step in &plan.steps {
-        jobs.extend(step_jobs(
-            plan,
-            step,
-            python,
-            generated,
-            settings,
-            store,
-            &mut notices,
-        )?);
+    if plan.steps.iter().any(is_sandbox_step) {
+        crate::sandbox::check_available(&crate::sandbox::scratch_dir(store))?;
     }
-    if settings.no_cache {
-        jobs.iter_mut().for_each(|j| j.job.cache_key = None);
-    }
-    let built = build_layers(
-        jobs.iter().map(|j| j.job.clone()).collect(),
-        settings.layer,
-        store,
-    )?;
-    let layers: Vec<AddedLayer> = jobs
+    let mut pending: Vec<NamedJob> = Vec::new();
+    let mut done: Vec<(String, String, BuiltLayer)> = Vec::new();
+    let mut step_keys: Vec<String> = Vec::new();
+    let curl_for_runs = plan
+        .steps
         .iter()
-        .zip(&built)
-        .map(|(job, layer)| AddedLayer {
+        .any(|s| matches!(s.kind, StepKind::RunCommand { .. }) && is_sandbox_step(s));
+    for (index, step) in plan.steps.iter().enumerate() {
+        let mut commands = Vec::new();
+        if is_sandbox_step(step) {
+            commands.push((step.name.clone(), SandboxCommand::of_step(step)));
+        } else if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
+            // cog's tini step installs curl first; run commands rely on it.
+            let what = SandboxCommand {
+                id: step.id.clone(),
+                line: sandbox_step::CURL_LINE.to_string(),
+                files: Vec::new(),
+            };
+            commands.push(("curl (from cog's tini step)".to_string(), what));
+        }
+        for (name, what) in commands {
+            flush_jobs(&mut pending, &mut done, settings, store)?;
+            let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
+            let (layer, key) = sandbox_step::run_step(
+                plan, index, &what, &base, &below, &step_keys, settings, store,
+            )?;
+            step_keys.push(key);
+            done.push((name, what.line, layer));
+        }
+        if !is_sandbox_step(step) {
+            pending.extend(step_jobs(
+                plan,
+                step,
+                python,
+                generated,
+                settings,
+                store,
+                &mut notices,
+            )?);
+        }
+    }
+    flush_jobs(&mut pending, &mut done, settings, store)?;
+    let layers: Vec<AddedLayer> = done
+        .iter()
+        .map(|(name, created_by, layer)| AddedLayer {
             record: layer.record.clone(),
-            created_by: job.created_by.clone(),
-            comment: Some(format!("cogpack: {}", job.name)),
+            created_by: created_by.clone(),
+            comment: Some(format!("cogpack: {name}")),
         })
         .collect();
-    let summaries = jobs
+    let summaries = done
         .iter()
-        .zip(&built)
-        .map(|(job, layer)| LayerSummary {
-            name: job.name.clone(),
+        .map(|(name, _, layer)| LayerSummary {
+            name: name.clone(),
             digest: layer.record.digest.clone(),
             size: layer.record.size,
             cached: layer.cached,
@@ -161,6 +197,36 @@ pub fn assemble(
         layers: summaries,
         notices,
     })
+}
+
+/// Builds the pending layer jobs (in parallel) and appends them to `done`
+/// as `(name, created_by, layer)`.
+fn flush_jobs(
+    pending: &mut Vec<NamedJob>,
+    done: &mut Vec<(String, String, BuiltLayer)>,
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<(), NativeError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let jobs = std::mem::take(pending);
+    let built = build_layers(
+        jobs.iter()
+            .map(|j| LayerJob {
+                entries: j.job.entries.clone(),
+                cache_key: j.job.cache_key.clone().filter(|_| !settings.no_cache),
+            })
+            .collect(),
+        settings.layer,
+        store,
+    )?;
+    done.extend(
+        jobs.into_iter()
+            .zip(built)
+            .map(|(job, layer)| (job.name, job.created_by, layer)),
+    );
+    Ok(())
 }
 
 /// The layer jobs of one plan step (none for config-only steps).
