@@ -123,7 +123,7 @@ fn median(samples: impl Iterator<Item = Duration>) -> Duration {
 
 fn print_table(cold: Duration, warm: Duration, by_hand: Duration, layers: usize) {
     let ratio = |d: Duration| d.as_secs_f64() / by_hand.as_secs_f64();
-    println!("Median of {SAMPLES} runs; base: python:3.11-slim stand-in, {layers} layers.");
+    println!("Median of {SAMPLES} runs; base: python:3.11-slim stand-in, {layers} layer(s).");
     println!();
     println!("| measurement | time | × by hand | target |");
     println!("|---|---|---|---|");
