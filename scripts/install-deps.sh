@@ -17,6 +17,8 @@ DEBIAN_PACKAGES=(
   python3 python3-pip
   make gcc libc6-dev    # build the crate (C parts of zstd, tree-sitter)
   golang-go             # reference Go tar writer for the weights byte-compatibility test
+  zstd openssl          # baselines and checks in layer and TLS tests
+  nodejs                # runs @balena/dockerignore for the .dockerignore conformance test
 )
 # PyPI tools, pinned.
 UV_VERSION=0.13.9
