@@ -24,16 +24,7 @@ fn hello_world_on_python_slim_serves_a_prediction() {
     let world = World::new();
     let (_dir, project) = project_copy("fixtures/e2e/hello");
     let image = world.image("test/hello:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-    );
+    let output = world.build_push_slim(&project, &image);
     assert_success(&output, "cogpack build --push");
     let (status, body) = predict(&image, json!({"text": "world"}));
     assert_eq!(status, 200, "prediction failed: {body}");

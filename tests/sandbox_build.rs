@@ -233,16 +233,7 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
     )
     .unwrap();
     let image = world.image("test/fails:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-    );
+    let output = world.build_push_slim(&project, &image);
     assert!(!output.status.success(), "build must fail");
     let log = stderr(&output);
     assert!(log.contains("exited with code 2"), "{log}");
@@ -271,16 +262,7 @@ fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
     let world = World::new();
     let (_dir, project) = project("apt");
     let image = world.image("test/apt:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-    );
+    let output = world.build_push_slim(&project, &image);
     assert_success(&output, "build with system_packages");
     let log = stderr(&output);
     assert!(
@@ -355,24 +337,9 @@ fn run_item_downloads_a_tool_with_curl_from_a_loopback_server() {
     let served = common::scratch_dir("served");
     std::fs::rename(project.join("tool"), served.path().join("tool")).unwrap();
     let (_server, port) = FileServer::start(served.path());
-    let template = std::fs::read_to_string(project.join("cog.yaml.in")).unwrap();
-    std::fs::write(
-        project.join("cog.yaml"),
-        template.replace("@PORT@", &port.to_string()),
-    )
-    .unwrap();
-    std::fs::remove_file(project.join("cog.yaml.in")).unwrap();
+    write_config_for_port(&project, port);
     let image = world.image("test/curl:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-    );
+    let output = world.build_push_slim(&project, &image);
     assert_success(&output, "build with a curl run item");
     let log = stderr(&output);
     assert!(log.contains("Running [tini] set -eux;"), "{log}");
@@ -454,24 +421,9 @@ fn git_from_system_packages_clones_and_pip_installs_from_loopback_servers() {
     )
     .unwrap();
     let (_server, port) = FileServer::start(served.path());
-    let template = std::fs::read_to_string(project.join("cog.yaml.in")).unwrap();
-    std::fs::write(
-        project.join("cog.yaml"),
-        template.replace("@PORT@", &port.to_string()),
-    )
-    .unwrap();
-    std::fs::remove_file(project.join("cog.yaml.in")).unwrap();
+    write_config_for_port(&project, port);
     let image = world.image("test/git:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-    );
+    let output = world.build_push_slim(&project, &image);
     assert_success(&output, "build with git clone and pip install");
     let pulled = runner::pull(&image).unwrap();
     assert!(
@@ -616,4 +568,16 @@ fn run_item_on_the_cog_base_image_sees_every_base_layer() {
     let (status, body) = model.predict(&json!({"text": "base"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"], "hello base", "{body}");
+}
+
+/// Writes `cog.yaml` from the fixture's `cog.yaml.in` with `@PORT@` set to
+/// the loopback server's port, and removes the template.
+fn write_config_for_port(project: &std::path::Path, port: u16) {
+    let template = std::fs::read_to_string(project.join("cog.yaml.in")).unwrap();
+    std::fs::write(
+        project.join("cog.yaml"),
+        template.replace("@PORT@", &port.to_string()),
+    )
+    .unwrap();
+    std::fs::remove_file(project.join("cog.yaml.in")).unwrap();
 }

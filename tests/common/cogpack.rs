@@ -106,6 +106,15 @@ impl World {
         self.cogpack_with(project, args, self.store.path(), &[])
     }
 
+    /// `cogpack build --push -t IMAGE --use-cog-base-image=false` (the
+    /// python:slim path) with this world's store.
+    pub fn build_push_slim(&self, project: &Path, image: &str) -> Output {
+        self.cogpack(
+            project,
+            &["build", "--push", "-t", image, "--use-cog-base-image=false"],
+        )
+    }
+
     /// [`World::cogpack`] with another store.
     pub fn cogpack_with_store(&self, project: &Path, args: &[&str], store: &Path) -> Output {
         self.cogpack_with(project, args, store, &[])
