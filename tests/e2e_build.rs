@@ -102,3 +102,57 @@ fn output_oci_layout_holds_the_registry_base_layers_and_serves() {
     assert_eq!(status, 200, "prediction failed: {body}");
     assert_eq!(body["output"], "hello layout", "{body}");
 }
+
+#[test]
+fn uncompressed_layers_are_hashed_at_build_and_written_when_pushed() {
+    let world = World::new();
+    let (_dir, project) = project_copy("fixtures/e2e/hello");
+    let image = world.image("test/hello-raw:v1");
+    let output = world.cogpack(
+        &project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+            "--compression",
+            "none",
+        ],
+    );
+    assert_success(&output, "cogpack build --push --compression none");
+    // The source tree's layer was kept as a recipe, then written for the push.
+    let recipes = world.store.path().join("recipes");
+    assert!(
+        std::fs::read_dir(&recipes).unwrap().count() > 0,
+        "no layer recipe in {}",
+        recipes.display()
+    );
+    // Pulled with our client: skopeo's `oci:` destination would recompress
+    // uncompressed layers.
+    let work = scratch_dir("cogpack-raw-pull.");
+    let layout = work.path().join("oci");
+    let pull = world
+        .command(&project)
+        .args(["pull", &image, "--output"])
+        .arg(format!("oci:{}:raw", layout.display()))
+        .output()
+        .expect("cogpack pull runs");
+    assert_success(&pull, "cogpack pull");
+    let pulled = runner::from_layout(&layout, "raw").unwrap_or_else(|e| panic!("{e}"));
+    let raw_layers = pulled.manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar")
+        .count();
+    assert!(
+        raw_layers >= 3,
+        "app layers are uncompressed: {}",
+        pulled.manifest
+    );
+    assert_eq!(
+        std::fs::read(pulled.rootfs.join("src/predict.py")).unwrap(),
+        std::fs::read(project.join("predict.py")).unwrap()
+    );
+}

@@ -217,3 +217,88 @@ fn default_root_follows_xdg_then_home() {
     );
     assert_eq!(Store::default_root(None, None), None);
 }
+
+/// An uncompressed layer of two files on disk and one generated file.
+fn disk_layer(dir: &Path) -> Vec<Entry> {
+    use cogpack::layer::{EntryKind, FileSource};
+    let mut entries = vec![Entry::file_bytes("src/.cog/x.json", 0o644, b"{}".to_vec())];
+    for (name, size) in [("predict.py", 300usize), ("ckpt.bin", 3 << 20)] {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![name.len() as u8; size]).unwrap();
+        entries.push(Entry {
+            path: format!("src/{name}"),
+            kind: EntryKind::File {
+                source: FileSource::Path(path),
+                size: size as u64,
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        });
+    }
+    entries
+}
+
+#[test]
+fn uncompressed_layers_of_files_on_disk_are_hashed_and_written_on_first_read() {
+    use cogpack::layer::{Compression, build_layer};
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let opts = LayerOptions {
+        compression: Compression::None,
+        mtime: 0,
+    };
+    let eager_store = Store::open(tmp.path().join("eager")).unwrap();
+    let eager = build_layer(disk_layer(project.path()), opts, &eager_store).unwrap();
+    let store = Store::open(tmp.path().join("lazy"))
+        .unwrap()
+        .with_regenerator(cogpack::layer::lazy::regenerator());
+    let lazy = build_layer(disk_layer(project.path()), opts, &store).unwrap();
+    assert_eq!(lazy, eager, "same record whichever way it is kept");
+    assert_eq!(lazy.digest, lazy.diff_id);
+    assert_eq!(blob_count(&tmp.path().join("lazy")), 0, "nothing written");
+    assert!(store.has_blob(&lazy.digest));
+    assert_eq!(store.blob_size(&lazy.digest).unwrap(), lazy.size);
+
+    // First read writes the bytes, verified, into the store.
+    let mut bytes = Vec::new();
+    store
+        .open_blob(&lazy.digest)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    assert_eq!(Digest::of_bytes(&bytes), lazy.digest);
+    assert_eq!(bytes, eager_store.read_blob(&eager.digest).unwrap());
+    assert_eq!(blob_count(&tmp.path().join("lazy")), 1);
+}
+
+#[test]
+fn a_lazy_layer_whose_files_changed_is_refused_and_nothing_is_stored() {
+    use cogpack::layer::{Compression, build_layer};
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path())
+        .unwrap()
+        .with_regenerator(cogpack::layer::lazy::regenerator());
+    let opts = LayerOptions {
+        compression: Compression::None,
+        mtime: 0,
+    };
+    let record = build_layer(disk_layer(project.path()), opts, &store).unwrap();
+    // Same size, other bytes: only the digest check can tell.
+    std::fs::write(project.path().join("predict.py"), vec![b'x'; 300]).unwrap();
+    let err = store.open_blob(&record.digest).unwrap_err();
+    assert!(matches!(err, StoreError::Regenerate { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("changed since it was built"), "{text}");
+    assert!(text.contains("hint: run the build again"), "{text}");
+    assert_eq!(blob_count(tmp.path()), 0, "no blob under any digest");
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("tmp")).unwrap().count(),
+        0,
+        "no temp file left"
+    );
+    // A store without the regenerator does not claim the blob.
+    assert!(!Store::open(tmp.path()).unwrap().has_blob(&record.digest));
+}

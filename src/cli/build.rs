@@ -204,7 +204,9 @@ pub fn open_store(env: &Environment) -> Result<Store, CliError> {
             "set COGPACK_HOME to a writable directory",
         )
     })?;
-    Store::open(&root).map_err(|e| CliError::plain(e.to_string()))
+    Store::open(&root)
+        .map(|store| store.with_regenerator(crate::layer::lazy::regenerator()))
+        .map_err(|e| CliError::plain(e.to_string()))
 }
 
 /// Pulls the base's manifest and config (never its layers), or reads an OCI

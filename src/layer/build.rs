@@ -1,6 +1,8 @@
 //! One streaming pass from entries to a stored layer blob:
 //! tar → diff_id SHA-256 → compressor → digest SHA-256 + size → temp file in
-//! the store → rename after the digest is known.
+//! the store → rename after the digest is known. Uncompressed layers of files
+//! that outlive the build are only hashed and kept as recipes when the store
+//! can regenerate them (see [`super::lazy`]).
 
 use super::compress::Compression;
 use super::tar::{TarOptions, normalize_entries, write_tar};
@@ -60,6 +62,19 @@ pub fn build_layer(
     store: &Store,
 ) -> Result<LayerRecord, LayerError> {
     let entries = normalize_entries(entries)?;
+    if opts.compression == Compression::None
+        && store.can_regenerate()
+        && let Some(recipe) = super::lazy::recipe_for(&entries, opts.mtime, store.root())
+    {
+        let (digest, size) = super::lazy::hash_tar(&entries, TarOptions { mtime: opts.mtime })?;
+        store.put_recipe(&digest, size, recipe)?;
+        return Ok(LayerRecord {
+            diff_id: digest.clone(),
+            digest,
+            size,
+            media_type: opts.compression.media_type().to_string(),
+        });
+    }
     let temp = store.temp_file()?;
     let temp_path = temp.path().to_path_buf();
     let write_err = |source: io::Error| LayerError::Write {

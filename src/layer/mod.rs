@@ -9,6 +9,7 @@ pub mod compress;
 pub mod dockerignore;
 mod error;
 pub mod fetch;
+pub mod lazy;
 pub mod source;
 pub mod tar;
 

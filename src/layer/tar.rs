@@ -372,11 +372,25 @@ fn copy_exact<R: Read, W: Write>(
     path: &str,
     out: &mut W,
 ) -> Result<(), LayerError> {
+    thread_local! {
+        // One buffer per thread, not one per file: layers hold thousands
+        // of small files.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+    }
+    BUFFER.with_borrow_mut(|buf| copy_exact_with(reader, size, path, out, buf))
+}
+
+fn copy_exact_with<R: Read, W: Write>(
+    reader: R,
+    size: u64,
+    path: &str,
+    out: &mut W,
+    buf: &mut [u8],
+) -> Result<(), LayerError> {
     let mut limited = reader.take(size + 1);
-    let mut buf = vec![0u8; 64 * 1024];
     let mut copied = 0u64;
     loop {
-        let n = match limited.read(&mut buf) {
+        let n = match limited.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

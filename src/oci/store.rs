@@ -5,6 +5,10 @@
 //!   place only after its digest was verified;
 //! - `images.json`: built images by name → manifest descriptor;
 //! - `cache/layers/<key hash>.json`: layer results by caller-supplied input key;
+//! - `recipes/<hex>.json`: blobs kept as the recipe that regenerates them
+//!   instead of their bytes (uncompressed layers of files on disk: the build
+//!   only hashes them; the bytes are written when first read, verified
+//!   against the digest; see [`Store::with_regenerator`]);
 //! - `pins/<hex>`: blobs kept by gc although no image names them (downloads
 //!   pinned by digest, e.g. tini), each file holding why;
 //! - `tmp/`: temporary files (removed by [`Store::gc`]);
@@ -56,6 +60,16 @@ pub enum StoreError {
         /// The store root.
         root: PathBuf,
     },
+    /// A recipe-backed blob could not be written back.
+    #[error(
+        "cannot write layer {digest} from the files it was built from: {detail}; hint: run the build again (cogpack build) to rebuild it"
+    )]
+    Regenerate {
+        /// The blob.
+        digest: Digest,
+        /// What failed.
+        detail: String,
+    },
     /// A metadata file is unreadable.
     #[error(
         "store file {path} is corrupt: {detail}; hint: delete it (the store rebuilds caches) or run `cogpack gc`"
@@ -104,10 +118,32 @@ impl LayerRecord {
     }
 }
 
+/// Writes the bytes a recipe describes (the layer engine provides it; the
+/// store only keeps recipes and verifies what comes out).
+pub type Regenerator =
+    std::sync::Arc<dyn Fn(&[u8], &mut dyn Write) -> io::Result<()> + Send + Sync>;
+
 /// A local store rooted at a directory.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     root: PathBuf,
+    regenerator: Option<Regenerator>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("regenerates", &self.regenerator.is_some())
+            .finish()
+    }
+}
+
+/// What [`Store::put_recipe`] keeps next to the recipe.
+#[derive(Serialize, Deserialize)]
+struct RecipeFile {
+    size: u64,
+    recipe: serde_json::Value,
 }
 
 /// Held while a build uses the store; [`Store::gc`] waits for it.
@@ -142,11 +178,104 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for dir in ["blobs/sha256", "tmp", "cache/layers", "pins"] {
+        for dir in ["blobs/sha256", "tmp", "cache/layers", "pins", "recipes"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            regenerator: None,
+        })
+    }
+
+    /// This store, able to keep blobs as recipes that `regenerator` turns
+    /// back into bytes on first read.
+    pub fn with_regenerator(mut self, regenerator: Regenerator) -> Self {
+        self.regenerator = Some(regenerator);
+        self
+    }
+
+    /// True if blobs may be kept as recipes (see [`Store::put_recipe`]).
+    pub fn can_regenerate(&self) -> bool {
+        self.regenerator.is_some()
+    }
+
+    fn recipe_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("recipes")
+            .join(format!("{}.json", digest.hex()))
+    }
+
+    /// Records that blob `digest` (`size` bytes) is what the regenerator
+    /// writes for `recipe`, instead of storing the bytes. The caller has
+    /// hashed exactly those bytes. Reading the blob later writes it into the
+    /// store, verified against `digest`.
+    pub fn put_recipe(
+        &self,
+        digest: &Digest,
+        size: u64,
+        recipe: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(&RecipeFile { size, recipe })
+            .map_err(|e| io_err("encode recipe", &self.recipe_path(digest))(io::Error::other(e)))?;
+        self.write_atomic(&self.recipe_path(digest), &bytes)
+    }
+
+    fn read_recipe(&self, digest: &Digest) -> Result<Option<RecipeFile>, StoreError> {
+        let path = self.recipe_path(digest);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// Writes the bytes of a recipe-backed blob into the store, verified
+    /// against its digest (a source file changed since the build fails here,
+    /// and nothing is stored). `Ok(false)` if there is no recipe.
+    fn materialize(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let Some(file) = self.read_recipe(digest)? else {
+            return Ok(false);
+        };
+        let Some(regenerate) = &self.regenerator else {
+            return Ok(false);
+        };
+        let recipe = serde_json::to_vec(&file.recipe)
+            .map_err(|e| io_err("encode recipe", &self.recipe_path(digest))(io::Error::other(e)))?;
+        let temp = self.temp_file()?;
+        let temp_path = temp.path().to_path_buf();
+        let mut sink = HashCount {
+            inner: BufWriter::with_capacity(1 << 20, temp),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        regenerate(&recipe, &mut sink).map_err(|e| StoreError::Regenerate {
+            digest: digest.clone(),
+            detail: e.to_string(),
+        })?;
+        let actual = Digest::from_sha256(sink.hasher.finalize().into());
+        if actual != *digest || sink.count != file.size {
+            return Err(StoreError::Regenerate {
+                digest: digest.clone(),
+                detail: format!(
+                    "its files changed since it was built (now {actual}, {} bytes)",
+                    sink.count
+                ),
+            });
+        }
+        let temp = sink
+            .inner
+            .into_inner()
+            .map_err(|e| io_err("write", &temp_path)(e.into_error()))?;
+        self.commit_temp(temp, digest)?;
+        Ok(true)
     }
 
     /// The default store location: `$XDG_CACHE_HOME/cogpack` or
@@ -175,9 +304,11 @@ impl Store {
         self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
-    /// True if the blob is present.
+    /// True if the blob is present, as bytes or as a recipe this store can
+    /// regenerate.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
+            || (self.can_regenerate() && self.recipe_path(digest).is_file())
     }
 
     /// Size of a present blob.
@@ -185,7 +316,10 @@ impl Store {
         let p = self.blob_path(digest);
         match fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(self.missing(digest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.read_recipe(digest)? {
+                Some(file) if self.can_regenerate() => Ok(file.size),
+                _ => Err(self.missing(digest)),
+            },
             Err(e) => Err(io_err("stat", &p)(e)),
         }
     }
@@ -197,16 +331,20 @@ impl Store {
         }
     }
 
-    /// Opens a blob for reading.
+    /// Opens a blob for reading; a recipe-backed blob is written first.
     pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
         let p = self.blob_path(digest);
-        File::open(&p).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                self.missing(digest)
-            } else {
-                io_err("open blob", &p)(e)
+        match File::open(&p) {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if self.materialize(digest)? {
+                    File::open(&p).map_err(io_err("open blob", &p))
+                } else {
+                    Err(self.missing(digest))
+                }
             }
-        })
+            Err(e) => Err(io_err("open blob", &p)(e)),
+        }
     }
 
     /// Reads a whole blob into memory (configs, manifests).
@@ -413,6 +551,10 @@ impl Store {
                 .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
                 .is_some_and(|e| keep.contains(e.layer.digest.hex()))
         })?;
+        self.prune_dir_entries("recipes", |p| {
+            p.file_stem()
+                .is_some_and(|hex| keep.contains(hex.to_string_lossy().as_ref()))
+        })?;
         self.prune_dir_entries("tmp", |_| false)?;
         Ok(report)
     }
@@ -525,6 +667,26 @@ struct CacheEntry {
 }
 
 /// Copies `reader` into `temp` while hashing; returns digest, size and file.
+/// A writer that hashes and counts what it passes on.
+struct HashCount<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> Write for HashCount<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn hash_copy(
     mut reader: impl Read,
     temp: tempfile::NamedTempFile,
