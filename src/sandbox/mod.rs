@@ -98,6 +98,12 @@ pub fn default_enabled() -> bool {
     userns::host_mode().is_ok()
 }
 
+/// Why the sandbox cannot run on this host (not root and no usable user
+/// namespaces, or not Linux); `None` when it can.
+pub fn unavailable_reason() -> Option<String> {
+    userns::host_mode().err()
+}
+
 /// Checks once per process that a mount namespace (inside a user namespace
 /// when not root) and an overlay mount work here, by mounting an overlay of
 /// empty directories under `scratch` in a throw-away namespace.
