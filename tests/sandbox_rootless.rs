@@ -116,13 +116,24 @@ fn project(name: &str, cog_yaml: Option<&str>, user: TestUser) -> (tempfile::Tem
     (dir, dst)
 }
 
-/// A store and home directory owned by `user`.
+/// The uv binary of the Python environment running the tests (the root
+/// account's copy may sit in a directory other users cannot enter).
+fn host_uv() -> PathBuf {
+    let out = common::run_ok(
+        Command::new("python3").args(["-c", "import uv; print(uv.find_uv_bin())"]),
+    );
+    PathBuf::from(String::from_utf8(out).unwrap().trim())
+}
+
+/// A store and home directory owned by `user`, with a copy of uv at
+/// `home/bin/uv`.
 fn user_home(user: TestUser) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = common::scratch_dir("rootless-home");
     let store = dir.path().join("store");
     let home = dir.path().join("home");
     std::fs::create_dir(&store).unwrap();
-    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::fs::copy(host_uv(), home.join("bin/uv")).unwrap();
     give(dir.path(), user);
     (dir, store, home)
 }
@@ -141,9 +152,9 @@ fn cogpack_as(
         .uid(user.uid)
         .gid(user.gid)
         .env("HOME", home)
+        .env("COGPACK_UV", home.join("bin/uv"))
         .env_remove("XDG_CACHE_HOME")
         .args(args)
-        .args(["--progress", "plain"])
         .output()
         .expect("cogpack runs")
 }
@@ -170,7 +181,7 @@ const OWNERS_COG_YAML: &str = r#"build:
   python_requirements: requirements.txt
   sdk_version: "0.23.1"
   run:
-    - echo tool > /var/local/tool.txt && chown 1234:5678 /var/local/tool.txt && chmod 4755 /var/local/tool.txt && touch /var/mail/root && chown _apt /var/mail/root && echo >> /usr/bin/chage && rm /etc/debian_version && echo owners-ran
+    - echo tool > /var/local/tool.txt && chown 1234:5678 /var/local/tool.txt && chmod 4755 /var/local/tool.txt && touch /var/mail/root && chown _apt /var/mail/root && touch /usr/bin/chage && rm /etc/debian_version && echo owners-ran
     - rm -rf /etc/apt/apt.conf.d && mkdir /etc/apt/apt.conf.d && echo only > /etc/apt/apt.conf.d/only && stat -c 'partial=%u:%g:%a' /var/cache/apt/archives/partial
     - command: sha256sum /root/.config/tok
       mounts:
@@ -191,6 +202,54 @@ fn layer_digests(image: &runner::PulledImage) -> Vec<String> {
         .collect()
 }
 
+/// `tar -tv` lines of one layer blob of a pulled image.
+fn layer_listing(image: &runner::PulledImage, digest: &str) -> Vec<String> {
+    let blob = image
+        .layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let out = common::run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "--full-time", "-tvzf"])
+            .arg(blob),
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Asserts that two builds have the same layers. The apt layer of cog's
+/// curl install is not byte-reproducible even between two builds as root
+/// (apt and dpkg log times into files), so there the entries (names,
+/// modes, owners, sizes) must match; every other layer must match by digest.
+fn assert_same_layers(a: &runner::PulledImage, b: &runner::PulledImage) {
+    let (digests_a, digests_b) = (layer_digests(a), layer_digests(b));
+    assert_eq!(digests_a.len(), digests_b.len(), "layer counts differ");
+    let mut report = String::new();
+    for (da, db) in digests_a.iter().zip(digests_b.iter()) {
+        if da == db {
+            continue;
+        }
+        let (la, lb) = (layer_listing(a, da), layer_listing(b, db));
+        let apt_layer = la.iter().any(|line| line.ends_with(" usr/bin/curl"));
+        if apt_layer && la == lb {
+            continue;
+        }
+        report.push_str(&format!("layer {da} vs {db}:\n"));
+        for line in la.iter().filter(|l| !lb.contains(l)) {
+            report.push_str(&format!("  - {line}\n"));
+        }
+        for line in lb.iter().filter(|l| !la.contains(l)) {
+            report.push_str(&format!("  + {line}\n"));
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "rootless and root builds of the same run items differ:\n{report}"
+    );
+}
+
 fn build_args<'a>(image: &'a str, secret: &'a str) -> Vec<&'a str> {
     vec![
         "build",
@@ -200,6 +259,8 @@ fn build_args<'a>(image: &'a str, secret: &'a str) -> Vec<&'a str> {
         "--use-cog-base-image=false",
         "--secret",
         secret,
+        "--progress",
+        "plain",
     ]
 }
 
@@ -256,16 +317,14 @@ fn rootless_run_items_give_the_same_layers_as_root() {
     assert!(unpacked_by_user, "no user-namespace rootfs in the store");
 
     let root_image = world.image("test/rootless-owners:root");
-    let output = world.cogpack(&project, &build_args(&root_image, &secret_flag));
+    let root_args = build_args(&root_image, &secret_flag);
+    // World::cogpack adds the progress flag itself.
+    let output = world.cogpack(&project, &root_args[..root_args.len() - 2]);
     assert_success(&output, "build as root");
 
     let rootless = runner::pull(&rootless_image).unwrap();
     let root = runner::pull(&root_image).unwrap();
-    assert_eq!(
-        layer_digests(&rootless),
-        layer_digests(&root),
-        "rootless and root builds of the same run items differ"
-    );
+    assert_same_layers(&rootless, &root);
     let meta = |path: &str| std::fs::symlink_metadata(rootless.rootfs.join(path)).unwrap();
     let tool = meta("var/local/tool.txt");
     assert_eq!((tool.uid(), tool.gid(), tool.mode() & 0o7777), (1234, 5678, 0o4755));
@@ -301,7 +360,15 @@ fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
         &project,
         &store,
         &home,
-        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+            "--progress",
+            "plain",
+        ],
     );
     assert_success(&output, "rootless build with system_packages");
     let log = stderr(&output);
@@ -346,7 +413,15 @@ fn single_id_mapping_runs_apt_as_root_inside_and_says_so() {
         &project,
         &store,
         &home,
-        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+            "--progress",
+            "plain",
+        ],
     );
     assert_success(&output, "single-id build with system_packages");
     let log = stderr(&output);
