@@ -119,9 +119,8 @@ fn project(name: &str, cog_yaml: Option<&str>, user: TestUser) -> (tempfile::Tem
 /// The uv binary of the Python environment running the tests (the root
 /// account's copy may sit in a directory other users cannot enter).
 fn host_uv() -> PathBuf {
-    let out = common::run_ok(
-        Command::new("python3").args(["-c", "import uv; print(uv.find_uv_bin())"]),
-    );
+    let out =
+        common::run_ok(Command::new("python3").args(["-c", "import uv; print(uv.find_uv_bin())"]));
     PathBuf::from(String::from_utf8(out).unwrap().trim())
 }
 
@@ -313,8 +312,13 @@ fn rootless_run_items_give_the_same_layers_as_root() {
     let unpacked_by_user = std::fs::read_dir(&store)
         .unwrap()
         .filter_map(Result::ok)
-        .any(|e| e.file_name().to_string_lossy().starts_with("rootfs-userns-"));
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("rootfs-userns-")
+        });
     assert!(unpacked_by_user, "no user-namespace rootfs in the store");
+    assert_no_sandbox_leftovers(&store);
 
     let root_image = world.image("test/rootless-owners:root");
     let root_args = build_args(&root_image, &secret_flag);
@@ -327,7 +331,10 @@ fn rootless_run_items_give_the_same_layers_as_root() {
     assert_same_layers(&rootless, &root);
     let meta = |path: &str| std::fs::symlink_metadata(rootless.rootfs.join(path)).unwrap();
     let tool = meta("var/local/tool.txt");
-    assert_eq!((tool.uid(), tool.gid(), tool.mode() & 0o7777), (1234, 5678, 0o4755));
+    assert_eq!(
+        (tool.uid(), tool.gid(), tool.mode() & 0o7777),
+        (1234, 5678, 0o4755)
+    );
     let mail = meta("var/mail");
     assert_eq!((mail.gid(), mail.mode() & 0o7777), (8, 0o2775));
     assert_eq!(meta("var/mail/root").uid(), 42);
@@ -373,7 +380,9 @@ fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
     assert_success(&output, "rootless build with system_packages");
     let log = stderr(&output);
     assert!(
-        log.contains("Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2"),
+        log.contains(
+            "Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2"
+        ),
         "{log}"
     );
     assert!(
@@ -390,7 +399,13 @@ fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
             .rootfs
             .join("usr/lib/x86_64-linux-gnu/libyaml-0.so.2.0.9"),
     )
-    .or_else(|_| std::fs::metadata(pulled.rootfs.join("usr/lib/x86_64-linux-gnu/libyaml-0.so.2")))
+    .or_else(|_| {
+        std::fs::metadata(
+            pulled
+                .rootfs
+                .join("usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
+        )
+    })
     .unwrap();
     assert_eq!((library.uid(), library.gid()), (0, 0));
     let model = pulled.run(&RunOptions::default()).unwrap();
@@ -447,6 +462,46 @@ fn single_id_mapping_runs_apt_as_root_inside_and_says_so() {
     );
 }
 
+/// Asserts that no run or probe directory is left in the store's scratch
+/// space (files of subordinate ids must be removed too).
+fn assert_no_sandbox_leftovers(store: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(store.join("sandbox"))
+        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "sandbox dirs left: {leftovers:?}");
+}
+
+#[test]
+fn rootless_failing_run_item_reports_its_exit_code_and_leaves_nothing() {
+    let world = World::new();
+    let user = test_user(MAPPED_USER, Some(MAPPED_RANGE));
+    let cog_yaml = "build:\n  python_version: \"3.11\"\n  python_requirements: requirements.txt\n  sdk_version: \"0.23.1\"\n  run:\n    - mkdir -p /var/cache/apt/archives/partial/x && chown -R _apt /var/cache/apt/archives/partial && chmod 700 /var/cache/apt/archives/partial/x && echo about-to-fail && exit 3\npredict: \"predict.py:Predictor\"\n";
+    let (_project_dir, project) = project("runs", Some(cog_yaml), user);
+    let (_home_dir, store, home) = user_home(user);
+    let image = world.image("test/rootless-fails:v1");
+    let output = cogpack_as(
+        &world,
+        user,
+        &project,
+        &store,
+        &home,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+            "--progress",
+            "plain",
+        ],
+    );
+    assert!(!output.status.success(), "build must fail");
+    let log = stderr(&output);
+    assert!(log.contains("exited with code 3"), "{log}");
+    assert!(log.contains("about-to-fail"), "{log}");
+    assert_no_sandbox_leftovers(&store);
+}
+
 /// Runs argv in a user namespace mapping every id to itself, whose
 /// `user.max_user_namespaces` is 0 (the parent writes the maps; the host
 /// setting is untouched).
@@ -494,7 +549,13 @@ fn user_without_user_namespaces_is_refused_before_any_download() {
         .arg("--clear-groups")
         .arg("--")
         .arg(cogpack.get_program())
-        .args(["build", "--push", "-t", &image, "--use-cog-base-image=false"])
+        .args([
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ])
         .args(["--progress", "plain"])
         .envs(envs)
         .env_remove("SOURCE_DATE_EPOCH")
@@ -502,7 +563,11 @@ fn user_without_user_namespaces_is_refused_before_any_download() {
         .current_dir(&project)
         .output()
         .expect("python3 runs");
-    assert!(!output.status.success(), "build must fail:\n{}", stderr(&output));
+    assert!(
+        !output.status.success(),
+        "build must fail:\n{}",
+        stderr(&output)
+    );
     let log = stderr(&output);
     assert!(
         log.contains("the build sandbox cannot run: cogpack is not running as root and unprivileged user namespaces are disabled (/proc/sys/user/max_user_namespaces is 0)"),

@@ -125,18 +125,27 @@ fn probe(scratch: &Path) -> Result<(), String> {
     let dir = tempfile::Builder::new()
         .prefix("probe-")
         .tempdir_in(scratch)
-        .map_err(|e| format!("{}: {e}", scratch.display()))?;
+        .map_err(|e| format!("{}: {e}", scratch.display()))?
+        .keep();
+    let result = probe_in(&dir, ns);
+    // The overlay's work dir holds a mode-000 directory.
+    rootfs::remove_tree(&dir);
+    result
+}
+
+/// [`probe`] inside its scratch directory `dir`.
+fn probe_in(dir: &Path, ns: Option<&userns::UserNs>) -> Result<(), String> {
     for name in ["lower", "upper", "work", "merged"] {
-        std::fs::create_dir(dir.path().join(name)).map_err(|e| e.to_string())?;
+        std::fs::create_dir(dir.join(name)).map_err(|e| e.to_string())?;
     }
     let options = run::overlay_options(
-        &[dir.path().join("lower").to_string_lossy().into_owned()],
-        &dir.path().join("upper"),
-        &dir.path().join("work"),
+        &[dir.join("lower").to_string_lossy().into_owned()],
+        &dir.join("upper"),
+        &dir.join("work"),
         ns.is_some(),
     )
     .map_err(|e| e.to_string())?;
-    let merged = rootfs::c_path(&dir.path().join("merged")).map_err(|e| e.to_string())?;
+    let merged = rootfs::c_path(&dir.join("merged")).map_err(|e| e.to_string())?;
     let mut command = std::process::Command::new("/bin/sh");
     command.args(["-c", ":"]);
     let mount_overlay = move || {

@@ -135,7 +135,10 @@ pub fn decide(facts: &HostFacts) -> Result<Mode, String> {
         ));
     }
     let disabled = [
-        (facts.max_user_namespaces, "/proc/sys/user/max_user_namespaces"),
+        (
+            facts.max_user_namespaces,
+            "/proc/sys/user/max_user_namespaces",
+        ),
         (
             facts.unprivileged_userns_clone,
             "/proc/sys/kernel/unprivileged_userns_clone",
@@ -321,7 +324,9 @@ where
     let mapper = std::thread::spawn(move || write_maps(pid_r, go_w, &helpers, &ns_for_thread));
     let child = start(command, side, then);
     drop((pid_w, go_r));
-    let mapped = mapper.join().unwrap_or_else(|_| Err("the mapper panicked".into()));
+    let mapped = mapper
+        .join()
+        .unwrap_or_else(|_| Err("the mapper panicked".into()));
     child.map_err(|e| spawn_error(e, mapped.err()))
 }
 
@@ -507,7 +512,13 @@ pub fn set_owners(
     }
     for ((uid, gid), list) in by_owner {
         let owner = format!("{uid}:{gid}");
-        run_tool(ns, dir, "xargs", &["-0r", "chown", "-h", &owner, "--"], &list)?;
+        run_tool(
+            ns,
+            dir,
+            "xargs",
+            &["-0r", "chown", "-h", &owner, "--"],
+            &list,
+        )?;
     }
     for (mode, list) in by_mode {
         let mode = format!("{mode:o}");
@@ -530,7 +541,8 @@ pub fn take_over_tree(
     ns: &UserNs,
     dir: &Path,
 ) -> Result<std::collections::HashMap<String, (u32, u32, u32)>, SandboxError> {
-    let script = "find . -mindepth 1 -printf '%U %G %m %P\\0' && chown -hR 0:0 . && chmod -R u+rwX .";
+    let script =
+        "find . -mindepth 1 -printf '%U %G %m %P\\0' && chown -hR 0:0 . && chmod -R u+rwX .";
     let listing = run_tool(ns, dir, "/bin/sh", &["-c", script], &[])?;
     Ok(parse_listing(&listing))
 }
