@@ -122,9 +122,7 @@ fn relative(root: &Path, path: &Path) -> String {
 
 /// The namespace owners and modes of a user-namespace run's upper dir,
 /// `None` after a run as root.
-fn namespace_owners(
-    upper: &Path,
-) -> Result<Option<HashMap<String, (u32, u32, u32)>>, SandboxError> {
+fn namespace_owners(upper: &Path) -> Result<Option<super::userns::Owners>, SandboxError> {
     let Some(file) = upper.parent().map(|run| run.join(OWNERS_FILE)) else {
         return Ok(None);
     };

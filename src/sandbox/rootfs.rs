@@ -196,8 +196,8 @@ fn decompress(blob: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
 /// writable while unpacking into them.
 #[derive(Default)]
 struct Deferred {
-    /// (path relative to the layer dir, uid, gid, mode, is symlink).
-    owners: Vec<(PathBuf, u32, u32, u32, bool)>,
+    /// Entries owned by someone other than root.
+    owners: Vec<userns::PathOwner>,
     /// Directories unpacked with more rights than their mode, and the mode.
     dir_modes: Vec<(PathBuf, u32)>,
 }
@@ -211,8 +211,13 @@ impl Deferred {
         let mode = header.mode()? & 0o7777;
         let kind = header.entry_type();
         if (uid, gid) != (0, 0) {
-            self.owners
-                .push((path.to_path_buf(), uid, gid, mode, kind.is_symlink()));
+            self.owners.push(userns::PathOwner {
+                path: path.to_path_buf(),
+                uid,
+                gid,
+                mode,
+                symlink: kind.is_symlink(),
+            });
         }
         if kind.is_dir() && mode & 0o700 != 0o700 {
             let full = dir.join(path);

@@ -489,24 +489,39 @@ pub fn run_tool(
     })
 }
 
+/// Namespace owner and mode per path (relative to a tree's root).
+pub type Owners = std::collections::HashMap<String, (u32, u32, u32)>;
+
+/// The owner an unpacked entry must get inside the namespace.
+#[derive(Debug, Clone)]
+pub struct PathOwner {
+    /// Path relative to the tree's root.
+    pub path: PathBuf,
+    /// Namespace uid.
+    pub uid: u32,
+    /// Namespace gid.
+    pub gid: u32,
+    /// Permission bits, setuid/setgid/sticky included.
+    pub mode: u32,
+    /// A symlink (its own owner is set; it has no mode).
+    pub symlink: bool,
+}
+
 /// Sets namespace owners (and, after chown cleared them, setuid/setgid
-/// modes) of paths relative to `dir`: `(path, uid, gid, mode, is_symlink)`.
-pub fn set_owners(
-    ns: &UserNs,
-    dir: &Path,
-    owners: &[(PathBuf, u32, u32, u32, bool)],
-) -> Result<(), SandboxError> {
+/// modes) of paths relative to `dir`.
+pub fn set_owners(ns: &UserNs, dir: &Path, owners: &[PathOwner]) -> Result<(), SandboxError> {
     use std::collections::BTreeMap;
     use std::os::unix::ffi::OsStrExt;
     let mut by_owner: BTreeMap<(u32, u32), Vec<u8>> = BTreeMap::new();
     let mut by_mode: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    for (path, uid, gid, mode, symlink) in owners {
-        let list = by_owner.entry((*uid, *gid)).or_default();
-        list.extend_from_slice(path.as_os_str().as_bytes());
+    for owner in owners {
+        let path = owner.path.as_os_str().as_bytes();
+        let list = by_owner.entry((owner.uid, owner.gid)).or_default();
+        list.extend_from_slice(path);
         list.push(0);
-        if !symlink && mode & 0o7000 != 0 {
-            let list = by_mode.entry(*mode).or_default();
-            list.extend_from_slice(path.as_os_str().as_bytes());
+        if !owner.symlink && owner.mode & 0o7000 != 0 {
+            let list = by_mode.entry(owner.mode).or_default();
+            list.extend_from_slice(path);
             list.push(0);
         }
     }
@@ -537,10 +552,7 @@ pub fn remove_tree(ns: &UserNs, path: &Path) -> Result<(), SandboxError> {
 /// Namespace owners and modes of everything under `dir`, after which the
 /// whole tree is handed to the caller (owner 0 inside, readable) so the
 /// layer writer can read it on the host. Keys are paths relative to `dir`.
-pub fn take_over_tree(
-    ns: &UserNs,
-    dir: &Path,
-) -> Result<std::collections::HashMap<String, (u32, u32, u32)>, SandboxError> {
+pub fn take_over_tree(ns: &UserNs, dir: &Path) -> Result<Owners, SandboxError> {
     let script =
         "find . -mindepth 1 -printf '%U %G %m %P\\0' && chown -hR 0:0 . && chmod -R u+rwX .";
     let listing = run_tool(ns, dir, "/bin/sh", &["-c", script], &[])?;
@@ -548,7 +560,7 @@ pub fn take_over_tree(
 }
 
 /// Parses `uid gid octal-mode path\0` records.
-pub fn parse_listing(listing: &[u8]) -> std::collections::HashMap<String, (u32, u32, u32)> {
+pub fn parse_listing(listing: &[u8]) -> Owners {
     listing
         .split(|b| *b == 0)
         .filter_map(|record| {
