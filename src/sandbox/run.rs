@@ -179,7 +179,7 @@ pub fn run_command(
         command.env("APT_CONFIG", APT_CONFIG);
         if spec.command.contains("apt") {
             output(&format!(
-                "[{}] note: the user namespace maps only your own uid (install `uidmap` and add /etc/subuid and /etc/subgid ranges for more); apt runs with APT::Sandbox::User=root and files of other users in the base appear as root",
+                "[{}] note: the user namespace maps only your own uid (working newuidmap/newgidmap from `uidmap` and /etc/subuid and /etc/subgid ranges for your user map more); apt runs with APT::Sandbox::User=root and files of other users in the base appear as root",
                 spec.step_name
             ));
         }

@@ -202,12 +202,30 @@ impl HostFacts {
     }
 }
 
-/// The mode of this process, decided once.
+/// The mode of this process, decided once. A full mapping whose
+/// `newuidmap`/`newgidmap` fail (e.g. installed without their setuid bit)
+/// falls back to mapping only the caller's own ids.
 pub fn host_mode() -> Result<&'static Mode, String> {
     static MODE: OnceLock<Result<Mode, String>> = OnceLock::new();
-    MODE.get_or_init(|| decide(&HostFacts::gather()))
-        .as_ref()
-        .map_err(Clone::clone)
+    MODE.get_or_init(|| {
+        let facts = HostFacts::gather();
+        match decide(&facts) {
+            Ok(Mode::UserNs(ns)) if ns.helpers.is_some() && !helpers_work(&ns) => {
+                decide(&HostFacts {
+                    id_helpers: None,
+                    ..facts
+                })
+            }
+            decided => decided,
+        }
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// True when a process can be started with `ns`'s mapping.
+fn helpers_work(ns: &UserNs) -> bool {
+    run_tool(ns, Path::new("/"), "true", &[], &[]).is_ok()
 }
 
 /// The user namespace of this process's sandbox, if it runs in one.
