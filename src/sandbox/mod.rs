@@ -176,9 +176,11 @@ fn probe_in(dir: &Path, ns: Option<&userns::UserNs>) -> Result<(), String> {
         }
     };
     let failed = |e: &dyn std::fmt::Display| {
-        let within = ns.map_or(String::new(), |ns| {
-            format!(" inside a user namespace ({})", ns.describe())
-        });
+        let within = if ns.is_some() {
+            " inside a user namespace"
+        } else {
+            ""
+        };
         format!("a mount namespace with an overlay mount failed{within}: {e}")
     };
     let mut child = match ns {

@@ -184,19 +184,24 @@ pub fn run_command(
             ));
         }
     }
-    let mut child = match ns {
-        None => {
-            // SAFETY: the closure only makes async-signal-safe system calls
-            // on data prepared before the fork.
-            unsafe {
-                command.pre_exec(move || enter_sandbox(&prepared));
+    let mut child =
+        match ns {
+            None => {
+                // SAFETY: the closure only makes async-signal-safe system calls
+                // on data prepared before the fork.
+                unsafe {
+                    command.pre_exec(move || enter_sandbox(&prepared));
+                }
+                command.spawn().map_err(|e| SandboxError::Setup {
+                    what: format!("cannot start the sandbox for {}: {e}", spec.step_name),
+                })?
             }
-            command.spawn().map_err(|e| SandboxError::Setup {
-                what: format!("cannot start the sandbox for {}: {e}", spec.step_name),
-            })?
-        }
-        Some(ns) => userns::spawn(&mut command, ns, move || enter_sandbox(&prepared))?,
-    };
+            Some(ns) => userns::spawn(&mut command, ns, move || enter_sandbox(&prepared)).map_err(
+                |detail| SandboxError::Setup {
+                    what: format!("cannot start the sandbox for {}: {detail}", spec.step_name),
+                },
+            )?,
+        };
     drop(command);
     let tail = stream_output(reader, &spec.step_name, output);
     let status = child

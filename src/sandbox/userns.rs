@@ -316,23 +316,23 @@ fn map_text(map: &[IdRange]) -> CString {
 }
 
 /// Spawns `command` in a new user namespace with `ns`'s mapping, then runs
-/// `then` (in the child, before exec; it must only make system calls).
-pub fn spawn<F>(command: &mut Command, ns: &UserNs, then: F) -> Result<Child, SandboxError>
+/// `then` (in the child, before exec; it must only make system calls). The
+/// error says what failed (including newuidmap's complaint).
+pub fn spawn<F>(command: &mut Command, ns: &UserNs, then: F) -> Result<Child, String>
 where
     F: FnMut() -> io::Result<()> + Send + Sync + 'static,
 {
-    let setup_error = |e: io::Error| SandboxError::Setup {
-        what: format!("cannot create the pipes of a user namespace: {e}"),
-    };
+    let within = |e: io::Error| format!("{e} (user namespace {})", ns.describe());
     let Some(helpers) = &ns.helpers else {
         let side = ChildSide::SelfMap {
             uid_map: map_text(&ns.uid_map),
             gid_map: map_text(&ns.gid_map),
         };
-        return start(command, side, then).map_err(|e| spawn_error(e, None));
+        return start(command, side, then).map_err(within);
     };
-    let (pid_r, pid_w) = io::pipe().map_err(setup_error)?;
-    let (go_r, go_w) = io::pipe().map_err(setup_error)?;
+    let pipe_error = |e: io::Error| format!("cannot create a pipe: {e}");
+    let (pid_r, pid_w) = io::pipe().map_err(pipe_error)?;
+    let (go_r, go_w) = io::pipe().map_err(pipe_error)?;
     let side = ChildSide::Helpers {
         pid_w: pid_w.as_raw_fd(),
         go_r: go_r.as_raw_fd(),
@@ -344,15 +344,11 @@ where
     drop((pid_w, go_r));
     let mapped = mapper
         .join()
-        .unwrap_or_else(|_| Err("the mapper panicked".into()));
-    child.map_err(|e| spawn_error(e, mapped.err()))
-}
-
-fn spawn_error(error: io::Error, mapper: Option<String>) -> SandboxError {
-    let detail = mapper.map(|m| format!(": {m}")).unwrap_or_default();
-    SandboxError::Setup {
-        what: format!("cannot start a process in a user namespace ({error}){detail}"),
-    }
+        .unwrap_or_else(|_| Err("the id mapper panicked".into()));
+    child.map_err(|e| match mapped {
+        Err(mapper) => format!("{}: {mapper}", within(e)),
+        Ok(()) => within(e),
+    })
 }
 
 fn start<F>(command: &mut Command, side: ChildSide, mut then: F) -> io::Result<Child>
@@ -482,7 +478,9 @@ pub fn run_tool(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = spawn(&mut command, ns, || Ok(()))?;
+    let mut child = spawn(&mut command, ns, || Ok(())).map_err(|detail| SandboxError::Setup {
+        what: format!("cannot run `{program}` in a user namespace: {detail}"),
+    })?;
     let mut stdin = child.stdin.take().expect("piped stdin");
     let feeder = {
         let input = input.to_vec();
