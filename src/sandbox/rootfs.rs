@@ -245,7 +245,8 @@ impl Deferred {
 /// Unpacks a tar stream into `dir`, keeping owners, modes and xattrs, and
 /// turning OCI whiteouts into overlay whiteouts. In a user namespace
 /// (`ns`) owners and extended attributes are not set here (the caller may
-/// not); owners are returned for [`Deferred::apply`].
+/// not; owners are returned for [`Deferred::apply`]) and device nodes are
+/// left out.
 fn unpack_tar(
     reader: &mut dyn Read,
     dir: &Path,
@@ -273,6 +274,12 @@ fn unpack_tar(
             } else {
                 make_overlay_whiteout(&parent.join(deleted))?;
             }
+            continue;
+        }
+        let kind = entry.header().entry_type();
+        if ns.is_some() && (kind.is_character_special() || kind.is_block_special()) {
+            // Only root may create device nodes; the sandbox mounts its own
+            // /dev and no layer is written from a lower dir.
             continue;
         }
         let unpacked = entry.unpack_in(dir).map_err(bad)?;
