@@ -181,7 +181,10 @@ fn probe_in(dir: &Path, ns: Option<&userns::UserNs>) -> Result<(), String> {
         } else {
             ""
         };
-        format!("a mount namespace with an overlay mount failed{within}: {e}")
+        let apparmor = ns
+            .and_then(|_| userns::apparmor_restriction())
+            .map_or(String::new(), |note| format!("; {note}"));
+        format!("a mount namespace with an overlay mount failed{within}: {e}{apparmor}")
     };
     let mut child = match ns {
         None => {

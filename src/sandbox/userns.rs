@@ -108,8 +108,6 @@ pub struct HostFacts {
     pub max_user_namespaces: Option<u64>,
     /// `/proc/sys/kernel/unprivileged_userns_clone` (Debian/Ubuntu kernels).
     pub unprivileged_userns_clone: Option<u64>,
-    /// `/proc/sys/kernel/apparmor_restrict_unprivileged_userns` (Ubuntu).
-    pub apparmor_restricts_userns: Option<u64>,
     /// Paths of `newuidmap` and `newgidmap` when both are installed.
     pub id_helpers: Option<(PathBuf, PathBuf)>,
     /// The caller's `/etc/subuid` range (start, count).
@@ -147,11 +145,6 @@ pub fn decide(facts: &HostFacts) -> Result<Mode, String> {
     if let Some((_, path)) = disabled.iter().find(|(value, _)| *value == Some(0)) {
         return Err(format!(
             "{not_root} and unprivileged user namespaces are disabled ({path} is 0)"
-        ));
-    }
-    if facts.apparmor_restricts_userns == Some(1) {
-        return Err(format!(
-            "{not_root} and AppArmor restricts unprivileged user namespaces (/proc/sys/kernel/apparmor_restrict_unprivileged_userns is 1)"
         ));
     }
     let own = |id| IdRange {
@@ -192,14 +185,23 @@ impl HostFacts {
             kernel: kernel_version(),
             max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
             unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
-            apparmor_restricts_userns: read_number(
-                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-            ),
             id_helpers: find_program("newuidmap").zip(find_program("newgidmap")),
             subuid: subordinate_range("/etc/subuid", user.as_deref(), euid),
             subgid: subordinate_range("/etc/subgid", user.as_deref(), euid),
         }
     }
+}
+
+/// Why a user namespace may lack the rights to mount: Ubuntu's AppArmor
+/// restriction (namespaces are created, but without capabilities, unless a
+/// profile allows the program). `None` when it is off.
+pub fn apparmor_restriction() -> Option<String> {
+    let path = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns";
+    (read_number(path) == Some(1)).then(|| {
+        format!(
+            "AppArmor restricts unprivileged user namespaces ({path} is 1): allow cogpack with an AppArmor profile that has `userns,`, or set the sysctl to 0"
+        )
+    })
 }
 
 /// The mode of this process, decided once. A full mapping whose
@@ -680,13 +682,6 @@ mod tests {
                     ..user_facts()
                 },
                 "unprivileged_userns_clone is 0",
-            ),
-            (
-                HostFacts {
-                    apparmor_restricts_userns: Some(1),
-                    ..user_facts()
-                },
-                "AppArmor restricts",
             ),
         ];
         for (facts, reason) in cases {
