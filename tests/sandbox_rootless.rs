@@ -11,7 +11,7 @@ mod common;
 use common::cogpack::World;
 use common::runner::{self, RunOptions};
 use serde_json::json;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -80,7 +80,9 @@ fn test_user(name: &str, range: Option<&str>) -> TestUser {
     }
 }
 
-/// Hands `path` (recursively) to `user`, and makes its parents traversable.
+/// Hands `path` (recursively) to `user`. Scratch directories are handed
+/// over at their root, so the user can enter them; their parent (the
+/// shared temp dir) is open to everyone.
 fn give(path: &Path, user: TestUser) {
     common::run_ok(
         Command::new("chown")
@@ -88,12 +90,6 @@ fn give(path: &Path, user: TestUser) {
             .arg(format!("{}:{}", user.uid, user.gid))
             .arg(path),
     );
-    let mut parent = path.parent();
-    while let Some(dir) = parent.filter(|d| d.starts_with("/dev/shm") || d.starts_with("/tmp")) {
-        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
-        parent = dir.parent();
-    }
 }
 
 /// A copy of `fixtures/sandbox/<name>` (with `cog_yaml` when given),
