@@ -527,9 +527,10 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
 
 /// The reason for a step the build sandbox would run, when it is off.
 fn needs_sandbox(what: &str) -> String {
-    format!(
-        "{what} inside the image (the build sandbox runs it when cogpack runs as root on Linux)"
-    )
+    match crate::sandbox::unavailable_reason() {
+        Some(reason) => format!("{what} inside the image (the build sandbox cannot run: {reason})"),
+        None => format!("{what} inside the image (the build sandbox is turned off)"),
+    }
 }
 
 /// Steps before the Python packages: preamble, CA cert, tini, env, apt, uv, Python.

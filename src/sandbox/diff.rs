@@ -1,10 +1,14 @@
 //! An overlay upper dir turned into layer entries: overlay whiteouts become
 //! `.wh.<name>`, opaque directories get `.wh..wh..opq`, and what the sandbox
 //! mounted (proc, dev, tmp, run, host files, secrets) is left out.
+//!
+//! After a run in a user namespace the upper dir belongs to the caller and
+//! the namespace owners and modes come from the listing the run wrote next
+//! to it ([`super::run::OWNERS_FILE`]), so the layer matches a run as root.
 
 use super::SandboxError;
-use super::rootfs::{OPAQUE_XATTR, c_path};
-use super::run::{HOST_FILES, MOUNTED_DIRS};
+use super::rootfs::{OPAQUE_XATTR, USER_OPAQUE_XATTR, c_path};
+use super::run::{HOST_FILES, MOUNTED_DIRS, OWNERS_FILE};
 use crate::layer::{Entry, EntryKind, FileSource};
 use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -28,6 +32,7 @@ pub fn upper_entries(
     lower_dirs: &[PathBuf],
 ) -> Result<UpperDiff, SandboxError> {
     let excluded = excluded_paths(upper, secret_targets, lower_dirs);
+    let owners = namespace_owners(upper)?;
     let mut diff = UpperDiff::default();
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
     let mut walker = walkdir::WalkDir::new(upper)
@@ -50,12 +55,21 @@ pub fn upper_entries(
             .path()
             .symlink_metadata()
             .map_err(SandboxError::io("stat", item.path()))?;
+        let (uid, gid, mode) = match &owners {
+            None => (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            Some(owners) => owners.get(&rel).copied().unwrap_or_else(|| {
+                let ns = super::userns::host_userns();
+                let uid = ns.map_or(meta.uid(), |ns| ns.uid_inside(meta.uid()));
+                let gid = ns.map_or(meta.gid(), |ns| ns.gid_inside(meta.gid()));
+                (uid, gid, meta.mode() & 0o7777)
+            }),
+        };
         let entry = |kind| Entry {
             path: rel.clone(),
             kind,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
+            mode,
+            uid,
+            gid,
         };
         let file_type = meta.file_type();
         if file_type.is_dir() {
@@ -106,9 +120,29 @@ fn relative(root: &Path, path: &Path) -> String {
         .into_owned()
 }
 
-/// True when overlayfs marked the directory opaque.
+/// The namespace owners and modes of a user-namespace run's upper dir,
+/// `None` after a run as root.
+fn namespace_owners(upper: &Path) -> Result<Option<super::userns::Owners>, SandboxError> {
+    let Some(file) = upper.parent().map(|run| run.join(OWNERS_FILE)) else {
+        return Ok(None);
+    };
+    match std::fs::read(&file) {
+        Ok(listing) => Ok(Some(super::userns::parse_listing(&listing))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SandboxError::io("read", &file)(e)),
+    }
+}
+
+/// True when overlayfs marked the directory opaque (with either the
+/// trusted or, in a user namespace, the user xattr).
 fn is_opaque(dir: &Path) -> bool {
-    let (Ok(path), Ok(name)) = (c_path(dir), std::ffi::CString::new(OPAQUE_XATTR)) else {
+    [OPAQUE_XATTR, USER_OPAQUE_XATTR]
+        .iter()
+        .any(|name| has_opaque_xattr(dir, name))
+}
+
+fn has_opaque_xattr(dir: &Path, name: &str) -> bool {
+    let (Ok(path), Ok(name)) = (c_path(dir), std::ffi::CString::new(name)) else {
         return false;
     };
     let mut value = [0u8; 4];

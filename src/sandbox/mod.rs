@@ -6,11 +6,13 @@
 //! * [`run`]: one command in a mount + PID namespace over an overlayfs of
 //!   those directories.
 //! * [`diff`]: the overlay upper dir as deterministic layer entries.
+//! * [`userns`]: the user namespace a caller that is not root runs in.
 
 pub mod diff;
 pub mod registry;
 pub mod rootfs;
 pub mod run;
+pub mod userns;
 
 pub use diff::{UpperDiff, upper_entries};
 pub use rootfs::{BlobSource, LayerRef, StoreBlobs, ensure_layers};
@@ -26,7 +28,7 @@ use std::sync::OnceLock;
 pub enum SandboxError {
     /// The host cannot run the sandbox at all.
     #[error(
-        "the build sandbox cannot run on this machine: {reason}\nhint: run cogpack as root on Linux with overlayfs, or build with `--backend docker`"
+        "the build sandbox cannot run on this machine: {reason}\nhint: run cogpack as root, or as a user on Linux >= 5.11 with unprivileged user namespaces enabled (sysctl user.max_user_namespaces > 0), or build with `--backend docker`"
     )]
     Unavailable {
         /// What is missing.
@@ -89,16 +91,22 @@ impl SandboxError {
     }
 }
 
-/// True on Linux when running as root (the default of the plan's sandbox
-/// option; the full probe is [`check_available`]).
+/// True on Linux when running as root, or as a user where user namespaces
+/// can run the sandbox (the default of the plan's sandbox option; the full
+/// probe is [`check_available`]).
 pub fn default_enabled() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    cfg!(target_os = "linux") && unsafe { libc::geteuid() } == 0
+    userns::host_mode().is_ok()
 }
 
-/// Checks once per process that a mount namespace and an overlay mount work
-/// here, by mounting an overlay of empty directories under `scratch` in a
-/// throw-away namespace.
+/// Why the sandbox cannot run on this host (not root and no usable user
+/// namespaces, or not Linux); `None` when it can.
+pub fn unavailable_reason() -> Option<String> {
+    userns::host_mode().err()
+}
+
+/// Checks once per process that a mount namespace (inside a user namespace
+/// when not root) and an overlay mount work here, by mounting an overlay of
+/// empty directories under `scratch` in a throw-away namespace.
 pub fn check_available(scratch: &Path) -> Result<(), SandboxError> {
     static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
     RESULT
@@ -109,29 +117,40 @@ pub fn check_available(scratch: &Path) -> Result<(), SandboxError> {
 
 /// Mounts an overlay in a new mount namespace and runs the host's `/bin/sh`.
 fn probe(scratch: &Path) -> Result<(), String> {
-    if !default_enabled() {
-        return Err("it needs root (user namespaces are not supported yet)".to_string());
-    }
+    let ns = match userns::host_mode()? {
+        userns::Mode::Root => None,
+        userns::Mode::UserNs(ns) => Some(ns),
+    };
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let dir = tempfile::Builder::new()
         .prefix("probe-")
         .tempdir_in(scratch)
-        .map_err(|e| format!("{}: {e}", scratch.display()))?;
+        .map_err(|e| format!("{}: {e}", scratch.display()))?
+        .keep();
+    let result = probe_in(&dir, ns);
+    // The overlay's work dir holds a mode-000 directory.
+    rootfs::remove_tree(&dir);
+    result
+}
+
+/// [`probe`] inside its scratch directory `dir`.
+fn probe_in(dir: &Path, ns: Option<&userns::UserNs>) -> Result<(), String> {
     for name in ["lower", "upper", "work", "merged"] {
-        std::fs::create_dir(dir.path().join(name)).map_err(|e| e.to_string())?;
+        std::fs::create_dir(dir.join(name)).map_err(|e| e.to_string())?;
     }
     let options = run::overlay_options(
-        &[dir.path().join("lower").to_string_lossy().into_owned()],
-        &dir.path().join("upper"),
-        &dir.path().join("work"),
+        &[dir.join("lower").to_string_lossy().into_owned()],
+        &dir.join("upper"),
+        &dir.join("work"),
+        ns.is_some(),
     )
     .map_err(|e| e.to_string())?;
-    let merged = rootfs::c_path(&dir.path().join("merged")).map_err(|e| e.to_string())?;
+    let merged = rootfs::c_path(&dir.join("merged")).map_err(|e| e.to_string())?;
     let mut command = std::process::Command::new("/bin/sh");
     command.args(["-c", ":"]);
-    // SAFETY: only system calls on prepared C strings run in the child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+    let mount_overlay = move || {
+        // SAFETY: only system calls on prepared C strings run in the child.
+        unsafe {
             if libc::unshare(libc::CLONE_NEWNS) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -154,11 +173,28 @@ fn probe(scratch: &Path) -> Result<(), String> {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
-        });
-    }
-    let status = command
-        .status()
-        .map_err(|e| format!("a mount namespace with an overlay mount failed: {e}"))?;
+        }
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        let within = if ns.is_some() {
+            " inside a user namespace"
+        } else {
+            ""
+        };
+        let apparmor = ns
+            .and_then(|_| userns::apparmor_restriction())
+            .map_or(String::new(), |note| format!("; {note}"));
+        format!("a mount namespace with an overlay mount failed{within}: {e}{apparmor}")
+    };
+    let mut child = match ns {
+        None => {
+            // SAFETY: the closure only makes system calls on prepared data.
+            unsafe { std::os::unix::process::CommandExt::pre_exec(&mut command, mount_overlay) };
+            command.spawn().map_err(|e| failed(&e))?
+        }
+        Some(ns) => userns::spawn(&mut command, ns, mount_overlay).map_err(|e| failed(&e))?,
+    };
+    let status = child.wait().map_err(|e| failed(&e))?;
     if status.success() {
         Ok(())
     } else {

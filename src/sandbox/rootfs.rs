@@ -1,8 +1,16 @@
 //! Layer blobs unpacked once into directories of the store, keyed by diff_id,
 //! with OCI whiteouts converted to the overlayfs form so the directories can
 //! be stacked as overlay lower dirs.
+//!
+//! A caller that is not root unpacks as itself into a directory of its own
+//! (`rootfs-userns-<mapping>`): owners it cannot set on the host are set
+//! afterwards inside the user namespace (as namespace ids, so the overlay
+//! shows them as in the image), and opaque directories are marked with the
+//! `user.overlay.opaque` xattr that an overlay mounted in a user namespace
+//! reads.
 
 use super::SandboxError;
+use super::userns::{self, UserNs};
 use crate::oci::store::Store;
 use crate::oci::{Descriptor, Digest};
 use sha2::{Digest as _, Sha256};
@@ -51,9 +59,16 @@ pub struct LayerRef {
     pub diff_id: Digest,
 }
 
-/// The directory holding unpacked layers inside the store root.
+/// The directory holding unpacked layers inside the store root: one per
+/// id mapping, since a user namespace stores owners as shifted host ids.
 pub fn rootfs_root(store: &Store) -> PathBuf {
-    store.root().join("rootfs")
+    match userns::host_userns() {
+        None => store.root().join("rootfs"),
+        Some(ns) => {
+            let key = hex::encode(&Sha256::digest(ns.describe().as_bytes())[..6]);
+            store.root().join(format!("rootfs-userns-{key}"))
+        }
+    }
 }
 
 /// The directory of one unpacked layer (which may not exist yet).
@@ -104,7 +119,8 @@ pub fn unpack_layer(
         .map_err(SandboxError::io("create temp dir in", &root))?;
     let tar = decompress(blob).map_err(SandboxError::io("read layer", &dest))?;
     let mut hashing = HashingReader::new(tar);
-    unpack_tar(&mut hashing, temp.path())?;
+    let ns = userns::host_userns();
+    let deferred = unpack_tar(&mut hashing, temp.path(), ns)?;
     io::copy(&mut hashing, &mut io::sink()).map_err(SandboxError::io("read layer", &dest))?;
     let actual = Digest::from_sha256(hashing.finish());
     if &actual != diff_id {
@@ -112,6 +128,12 @@ pub fn unpack_layer(
             digest: diff_id.to_string(),
             detail: format!("the uncompressed layer hashes to {actual}"),
         });
+    }
+    if let Some(ns) = ns
+        && let Err(error) = deferred.apply(ns, temp.path())
+    {
+        remove_tree(&temp.keep());
+        return Err(error);
     }
     let temp = temp.keep();
     match fs::rename(&temp, &dest) {
@@ -128,8 +150,21 @@ pub fn unpack_layer(
     }
 }
 
-/// Removes a directory tree, making read-only directories writable first.
+/// Removes a directory tree, making read-only directories writable first;
+/// what the caller cannot remove (files of subordinate ids) is removed
+/// inside the user namespace.
 pub fn remove_tree(path: &Path) {
+    remove_own_tree(path);
+    if let Some(ns) = userns::host_userns()
+        && fs::symlink_metadata(path).is_ok()
+        && !ns.single_id()
+    {
+        let _ = userns::remove_tree(ns, path);
+    }
+}
+
+/// [`remove_tree`] with the caller's own rights.
+fn remove_own_tree(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(path)
         .into_iter()
@@ -156,14 +191,73 @@ fn decompress(blob: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     })
 }
 
+/// What an unpack as a normal user leaves for afterwards: owners the
+/// caller cannot set on the host and modes of directories it kept
+/// writable while unpacking into them.
+#[derive(Default)]
+struct Deferred {
+    /// Entries owned by someone other than root.
+    owners: Vec<userns::PathOwner>,
+    /// Directories unpacked with more rights than their mode, and the mode.
+    dir_modes: Vec<(PathBuf, u32)>,
+}
+
+impl Deferred {
+    /// Notes the owner and (for directories) mode of an unpacked entry.
+    fn record(&mut self, dir: &Path, path: &Path, header: &tar::Header) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let uid = header.uid()? as u32;
+        let gid = header.gid()? as u32;
+        let mode = header.mode()? & 0o7777;
+        let kind = header.entry_type();
+        if (uid, gid) != (0, 0) {
+            self.owners.push(userns::PathOwner {
+                path: path.to_path_buf(),
+                uid,
+                gid,
+                mode,
+                symlink: kind.is_symlink(),
+            });
+        }
+        if kind.is_dir() && mode & 0o700 != 0o700 {
+            let full = dir.join(path);
+            fs::set_permissions(&full, fs::Permissions::from_mode(mode | 0o700))?;
+            self.dir_modes.push((full, mode));
+        }
+        Ok(())
+    }
+
+    /// Restores directory modes (deepest first) and sets the recorded
+    /// owners inside the namespace (when it maps more than one id).
+    fn apply(self, ns: &UserNs, dir: &Path) -> Result<(), SandboxError> {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in self.dir_modes.iter().rev() {
+            fs::set_permissions(path, fs::Permissions::from_mode(*mode))
+                .map_err(SandboxError::io("chmod", path))?;
+        }
+        if ns.single_id() || self.owners.is_empty() {
+            return Ok(());
+        }
+        userns::set_owners(ns, dir, &self.owners)
+    }
+}
+
 /// Unpacks a tar stream into `dir`, keeping owners, modes and xattrs, and
-/// turning OCI whiteouts into overlay whiteouts.
-fn unpack_tar(reader: &mut dyn Read, dir: &Path) -> Result<(), SandboxError> {
+/// turning OCI whiteouts into overlay whiteouts. In a user namespace
+/// (`ns`) owners and extended attributes are not set here (the caller may
+/// not; owners are returned for [`Deferred::apply`]) and device nodes are
+/// left out.
+fn unpack_tar(
+    reader: &mut dyn Read,
+    dir: &Path,
+    ns: Option<&UserNs>,
+) -> Result<Deferred, SandboxError> {
     let bad = |e: io::Error| SandboxError::io("unpack layer into", dir)(e);
+    let mut deferred = Deferred::default();
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_unpack_xattrs(true);
+    archive.set_preserve_ownerships(ns.is_none());
+    archive.set_unpack_xattrs(ns.is_none());
     archive.set_overwrite(true);
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
@@ -176,15 +270,24 @@ fn unpack_tar(reader: &mut dyn Read, dir: &Path) -> Result<(), SandboxError> {
             let parent = safe_join(dir, path.parent().unwrap_or(Path::new("")))?;
             fs::create_dir_all(&parent).map_err(SandboxError::io("create", &parent))?;
             if name == OPAQUE_MARKER {
-                set_opaque(&parent)?;
+                set_opaque(&parent, ns.is_some())?;
             } else {
                 make_overlay_whiteout(&parent.join(deleted))?;
             }
             continue;
         }
-        entry.unpack_in(dir).map_err(bad)?;
+        let kind = entry.header().entry_type();
+        if ns.is_some() && (kind.is_character_special() || kind.is_block_special()) {
+            // Only root may create device nodes; the sandbox mounts its own
+            // /dev and no layer is written from a lower dir.
+            continue;
+        }
+        let unpacked = entry.unpack_in(dir).map_err(bad)?;
+        if unpacked && ns.is_some() {
+            deferred.record(dir, &path, entry.header()).map_err(bad)?;
+        }
     }
-    Ok(())
+    Ok(deferred)
 }
 
 /// `dir/rel`, refusing `..` components and absolute paths.
@@ -208,10 +311,19 @@ fn safe_join(dir: &Path, rel: &Path) -> Result<PathBuf, SandboxError> {
 /// The overlay whiteout xattr name of opaque directories.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
-/// Marks a directory opaque for overlayfs.
-fn set_opaque(dir: &Path) -> Result<(), SandboxError> {
+/// The same for an overlay mounted in a user namespace (`userxattr`).
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// Marks a directory opaque for overlayfs (for one mounted in a user
+/// namespace when `user_ns`).
+fn set_opaque(dir: &Path, user_ns: bool) -> Result<(), SandboxError> {
     let c_path = c_path(dir)?;
-    let name = CString::new(OPAQUE_XATTR).expect("static name");
+    let name = if user_ns {
+        USER_OPAQUE_XATTR
+    } else {
+        OPAQUE_XATTR
+    };
+    let name = CString::new(name).expect("static name");
     // SAFETY: both strings are valid NUL-terminated C strings and the value
     // pointer/length describe a live byte slice.
     let rc = unsafe { libc::lsetxattr(c_path.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };

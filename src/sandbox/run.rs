@@ -1,5 +1,7 @@
 //! Runs one command in a fresh mount + PID namespace over an overlayfs of
-//! unpacked layers, like a Dockerfile `RUN` line.
+//! unpacked layers, like a Dockerfile `RUN` line. A caller that is not root
+//! gets a user namespace first ([`super::userns`]); the overlay then keeps
+//! its whiteout marks in `user.overlay.*` xattrs (`userxattr`).
 //!
 //! The spawned process unshares the namespaces and forks again so the
 //! command's shell is PID 1 of the new PID namespace (everything it starts
@@ -10,6 +12,7 @@
 
 use super::SandboxError;
 use super::rootfs::c_path;
+use super::userns::{self, UserNs};
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -28,6 +31,17 @@ pub const HOST_FILES: &[&str] = &["etc/resolv.conf", "etc/hosts"];
 
 /// Directories the sandbox mounts over (their content never reaches a layer).
 pub const MOUNTED_DIRS: &[&str] = &["proc", "dev", "tmp", "run"];
+
+/// Where a sandbox that maps only the caller's own uid writes its apt
+/// setting (inside the `/run` tmpfs, so never into a layer).
+const APT_CONFIG: &str = "/run/cogpack-apt.conf";
+
+/// apt cannot switch to its `_apt` user when only one uid is mapped.
+const APT_AS_ROOT: &str = "APT::Sandbox::User \"root\";\n";
+
+/// The file next to the upper dir listing the namespace owners and modes
+/// of its entries (written when the run used a user namespace).
+pub const OWNERS_FILE: &str = "owners";
 
 /// A file bound read-only at `target` for one step.
 #[derive(Debug, Clone)]
@@ -85,6 +99,22 @@ impl Drop for RunDirs {
     }
 }
 
+impl RunDirs {
+    /// Hands the upper dir of a user-namespace run to the caller, keeping
+    /// the namespace owners and modes in [`OWNERS_FILE`] for the layer.
+    fn take_over(&self, ns: &UserNs) -> Result<(), SandboxError> {
+        let upper = self.upper();
+        let owners = userns::take_over_tree(ns, &upper)?;
+        let mut text = Vec::new();
+        for (path, (uid, gid, mode)) in owners {
+            text.extend_from_slice(format!("{uid} {gid} {mode:o} {path}").as_bytes());
+            text.push(0);
+        }
+        let file = self.dir.path().join(OWNERS_FILE);
+        std::fs::write(&file, text).map_err(SandboxError::io("write", &file))
+    }
+}
+
 /// Everything prepared before `fork`, so the child only makes system calls.
 struct Prepared {
     rootfs_root: CString,
@@ -103,6 +133,8 @@ struct Prepared {
     secrets: Vec<(CString, CString)>,
     cache_dirs: Vec<(CString, CString)>,
     workdir: CString,
+    /// Written into the `/run` tmpfs when only one uid is mapped.
+    apt_config: Option<(CString, CString)>,
 }
 
 /// Runs `spec` in a sandbox rooted at `rootfs_root` (the directory holding
@@ -124,7 +156,12 @@ pub fn run_command(
         let path = dirs.dir.path().join(name);
         std::fs::create_dir(&path).map_err(SandboxError::io("create", &path))?;
     }
-    let prepared = prepare(spec, rootfs_root, dirs.dir.path())?;
+    let mode = super::userns::host_mode().map_err(|reason| SandboxError::Unavailable { reason })?;
+    let ns = match mode {
+        userns::Mode::Root => None,
+        userns::Mode::UserNs(ns) => Some(ns),
+    };
+    let prepared = prepare(spec, rootfs_root, dirs.dir.path(), ns)?;
     let (reader, writer) = std::io::pipe().map_err(SandboxError::io("create pipe", scratch))?;
     let writer_err = writer
         .try_clone()
@@ -138,14 +175,33 @@ pub fn run_command(
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_err);
-    // SAFETY: the closure only makes async-signal-safe system calls on data
-    // prepared before the fork.
-    unsafe {
-        command.pre_exec(move || enter_sandbox(&prepared));
+    if prepared.apt_config.is_some() {
+        command.env("APT_CONFIG", APT_CONFIG);
+        if spec.command.contains("apt") {
+            output(&format!(
+                "[{}] note: the user namespace maps only your own uid (working newuidmap/newgidmap from `uidmap` and /etc/subuid and /etc/subgid ranges for your user map more); apt runs with APT::Sandbox::User=root and files of other users in the base appear as root",
+                spec.step_name
+            ));
+        }
     }
-    let mut child = command.spawn().map_err(|e| SandboxError::Setup {
-        what: format!("cannot start the sandbox for {}: {e}", spec.step_name),
-    })?;
+    let mut child =
+        match ns {
+            None => {
+                // SAFETY: the closure only makes async-signal-safe system calls
+                // on data prepared before the fork.
+                unsafe {
+                    command.pre_exec(move || enter_sandbox(&prepared));
+                }
+                command.spawn().map_err(|e| SandboxError::Setup {
+                    what: format!("cannot start the sandbox for {}: {e}", spec.step_name),
+                })?
+            }
+            Some(ns) => userns::spawn(&mut command, ns, move || enter_sandbox(&prepared)).map_err(
+                |detail| SandboxError::Setup {
+                    what: format!("cannot start the sandbox for {}: {detail}", spec.step_name),
+                },
+            )?,
+        };
     drop(command);
     let tail = stream_output(reader, &spec.step_name, output);
     let status = child
@@ -158,6 +214,9 @@ pub fn run_command(
             code: status.code().unwrap_or(-1),
             tail: tail.into_iter().collect(),
         });
+    }
+    if let Some(ns) = ns {
+        dirs.take_over(ns)?;
     }
     Ok(dirs)
 }
@@ -189,7 +248,12 @@ fn stream_output(
 }
 
 /// Builds every C string the child needs.
-fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepared, SandboxError> {
+fn prepare(
+    spec: &RunSpec,
+    rootfs_root: &Path,
+    run_dir: &Path,
+    ns: Option<&UserNs>,
+) -> Result<Prepared, SandboxError> {
     let merged = run_dir.join("merged");
     let inside = |rel: &str| c_path(&merged.join(rel.trim_start_matches('/')));
     let lower: Vec<String> = spec
@@ -203,7 +267,12 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
                 .into_owned()
         })
         .collect();
-    let options = overlay_options(&lower, &run_dir.join("upper"), &run_dir.join("work"))?;
+    let options = overlay_options(
+        &lower,
+        &run_dir.join("upper"),
+        &run_dir.join("work"),
+        ns.is_some(),
+    )?;
     let devices = DEVICES
         .iter()
         .map(|d| {
@@ -269,15 +338,25 @@ fn prepare(spec: &RunSpec, rootfs_root: &Path, run_dir: &Path) -> Result<Prepare
         workdir: CString::new(spec.workdir.as_bytes()).map_err(|_| SandboxError::Setup {
             what: format!("working directory {:?} contains a NUL byte", spec.workdir),
         })?,
+        apt_config: match ns {
+            Some(ns) if ns.single_id() => Some((
+                inside(APT_CONFIG)?,
+                CString::new(APT_AS_ROOT).expect("static text"),
+            )),
+            _ => None,
+        },
     })
 }
 
 /// `lowerdir=…,upperdir=…,workdir=…` (top layer first), refusing paths
-/// overlayfs cannot parse and option strings longer than a page.
+/// overlayfs cannot parse and option strings longer than a page. In a user
+/// namespace (`user_ns`) the overlay keeps its marks in `user.overlay.*`
+/// xattrs, which only allows `redirect_dir=nofollow`.
 pub fn overlay_options(
     lower_top_first: &[String],
     upper: &Path,
     work: &Path,
+    user_ns: bool,
 ) -> Result<CString, SandboxError> {
     let all = lower_top_first
         .iter()
@@ -301,8 +380,13 @@ pub fn overlay_options(
     };
     // Renamed directories and metadata-only copies must be complete in the
     // upper dir (it becomes a layer), whatever the kernel's defaults.
+    let redirect = if user_ns {
+        "userxattr,redirect_dir=nofollow"
+    } else {
+        "redirect_dir=off"
+    };
     let text = format!(
-        "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+        "lowerdir={lower},upperdir={},workdir={},{redirect},metacopy=off",
         upper.display(),
         work.display()
     );
@@ -428,6 +512,10 @@ unsafe fn setup_tree(p: &Prepared) -> std::io::Result<()> {
             )
             .map_err(|_| fail(b"cogpack sandbox: cannot mount a tmpfs\n"))?;
         }
+        if let Some((path, text)) = &p.apt_config {
+            write_new_file(path, text)
+                .map_err(|_| fail(b"cogpack sandbox: cannot write the apt setting\n"))?;
+        }
         for (source, target) in &p.host_files {
             // A base whose resolv.conf is a dangling symlink keeps its own.
             let _ = bind_read_only(source, target);
@@ -497,19 +585,58 @@ unsafe fn mount_dev(p: &Prepared) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Bind-mounts `source` at `target` (created as an empty file) read-only.
+/// Bind-mounts `source` at `target` (created as an empty file) read-only,
+/// keeping the source mount's nosuid/nodev/noexec/atime flags (a user
+/// namespace may not drop them).
 unsafe fn bind_read_only(source: &CString, target: &CString) -> std::io::Result<()> {
-    // SAFETY: plain system calls on prepared C strings.
+    const KEPT: libc::c_ulong = libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_RELATIME;
+    // SAFETY: plain system calls on prepared C strings; `stat` is a local.
     unsafe {
         touch(target);
         mount(source, target, c"none", libc::MS_BIND, None)?;
+        // The ST_* flags have the MS_* values; glibc takes them from
+        // statfs(2) (kernels since 2.6.36), without reading /proc.
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        let locked = if libc::statvfs(target.as_ptr(), &mut stat) == 0 {
+            stat.f_flag & KEPT
+        } else {
+            0
+        };
         mount(
             c"none",
             target,
             c"none",
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
             None,
         )
+    }
+}
+
+/// Creates `path` holding `text` (async-signal-safe).
+unsafe fn write_new_file(path: &CString, text: &CString) -> std::io::Result<()> {
+    // SAFETY: valid C strings; the descriptor is closed before returning.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bytes = text.to_bytes();
+        let written = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        libc::close(fd);
+        if written == bytes.len() as isize {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     }
 }
 
