@@ -9,9 +9,13 @@
 mod python_step;
 mod sandbox_step;
 
-pub use python_step::{PythonSettings, python_target, resolve_python};
+pub use python_step::{
+    PythonSettings, install_python, python_target, resolve_python, uv_managed_target,
+    uv_python_version,
+};
 pub use sandbox_step::{
-    CURL_LINE, RunFlagMount, SandboxCommand, SharedBlobs, is_sandbox_step, parse_run_line,
+    CURL_LINE, FORWARDED_PROXY_ENV, KEYED_FORWARDED_ENV, RunFlagMount, SandboxCommand,
+    SharedBlobs, is_sandbox_step, parse_run_line,
 };
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
@@ -69,6 +73,10 @@ pub struct NativeSettings {
     pub base_blobs: Option<SharedBlobs>,
     /// Do not print sandbox progress and command output.
     pub quiet_steps: bool,
+    /// How Python packages were resolved; on an nvidia/cuda base (path B)
+    /// they are installed again, from the lock and the wheel cache only,
+    /// into the Python the python-install step put into the image.
+    pub python: Option<PythonSettings>,
 }
 
 /// Bytes the build adds that are computed outside the plan.
@@ -132,6 +140,9 @@ pub fn assemble(
         .steps
         .iter()
         .any(|s| matches!(s.kind, StepKind::RunCommand { .. }) && is_sandbox_step(s));
+    // Path B: the packages installed into the uv-managed Python once the
+    // python-install step has run (replaces `python` from then on).
+    let mut uv_managed: Option<PythonLayers> = None;
     for (index, step) in plan.steps.iter().enumerate() {
         let mut commands = Vec::new();
         if is_sandbox_step(step) {
@@ -152,8 +163,12 @@ pub fn assemble(
                 plan, index, &what, &base, &below, &step_keys, settings, store,
             )?;
             step_keys.push(key);
+            if matches!(step.kind, StepKind::PythonInstall { .. }) {
+                uv_managed = Some(install_into_uv_python(plan, &base, &layer, python, settings, store)?);
+            }
             done.push((name, what.line, layer));
         }
+        let python = uv_managed.as_ref().or(python);
         if !is_sandbox_step(step) {
             pending.extend(step_jobs(
                 plan,
@@ -184,7 +199,7 @@ pub fn assemble(
             cached: layer.cached,
         })
         .collect();
-    let config = image_config(plan, &base, python, generated)?;
+    let config = image_config(plan, &base, uv_managed.as_ref().or(python), generated)?;
     let spec = ImageSpec {
         base,
         layers,
@@ -196,6 +211,57 @@ pub fn assemble(
         image,
         layers: summaries,
         notices,
+    })
+}
+
+/// Path B: finds the interpreter in the python-install step's layer and
+/// installs the plan's packages into it from the lock and the wheel cache
+/// the first phase ([`resolve_python`]) filled.
+fn install_into_uv_python(
+    plan: &BuildPlan,
+    base: &BaseImage,
+    layer: &BuiltLayer,
+    python: Option<&PythonLayers>,
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<PythonLayers, NativeError> {
+    let python_settings = settings.python.as_ref().ok_or_else(|| {
+        NativeError::Unsupported(
+            "the native engine was not given the Python settings needed on an nvidia/cuda base".to_string(),
+        )
+    })?;
+    if python.is_none() {
+        return Err(NativeError::Unsupported(
+            "the python-install step ran but no Python packages were resolved".to_string(),
+        ));
+    }
+    let layer_ref = crate::sandbox::LayerRef {
+        descriptor: layer.record.descriptor(),
+        diff_id: layer.record.diff_id.clone(),
+    };
+    let quiet = settings.quiet_steps;
+    let progress = |text: &str| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    let (dirs, _) = crate::sandbox::ensure_layers(
+        store,
+        std::slice::from_ref(&layer_ref),
+        &crate::sandbox::StoreBlobs(store.clone()),
+        &progress,
+    )?;
+    let target = uv_managed_target(&dirs[0], &python_target(plan, base)?)?;
+    progress(&format!(
+        "Installing Python packages into {} (site-packages {})",
+        target.interpreter, target.site_packages
+    ));
+    let offline = PythonSettings {
+        mode: crate::python::LockMode::Offline,
+        ..python_settings.clone()
+    };
+    install_python(plan, target, &offline, &|_| {})?.ok_or_else(|| {
+        NativeError::Unsupported("the plan installs no Python packages".to_string())
     })
 }
 

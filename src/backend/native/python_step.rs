@@ -9,7 +9,7 @@ use crate::python::{
     IndexSettings, LockMode, PythonBuildRequest, PythonInputs, PythonLayers, PythonTarget,
     build_python_layers, fetch::ProgressFn,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where requirement lines naming local artifacts point in cog's Dockerfile.
 const STAGED_ARTIFACTS: &str = "/tmp/local_package_artifacts/";
@@ -28,8 +28,24 @@ pub struct PythonSettings {
 }
 
 /// The interpreter layout of the base, from the catalog facts (and the
-/// glibc the catalog records for it).
+/// glibc the catalog records for it). On an nvidia/cuda base (path B) the
+/// interpreter does not exist before the python-install step runs: this is
+/// then a provisional `/usr/local` layout for the plan's Python `M.m`, good
+/// for resolving and for `pip freeze`; [`uv_managed_target`] gives the real
+/// one once the step has run.
 pub fn python_target(plan: &BuildPlan, base: &BaseImage) -> Result<PythonTarget, NativeError> {
+    if let Some(version) = uv_python_version(plan) {
+        let minor = minor_version(&version).ok_or_else(|| {
+            NativeError::Unsupported(format!(
+                "python_version {version:?} is not major.minor[.patch]\nhint: set build.python_version to e.g. \"3.11\""
+            ))
+        })?;
+        let glibc = match &plan.base.facts {
+            Some(facts) => parse_glibc(facts)?,
+            None => (2, 17),
+        };
+        return Ok(PythonTarget::usr_local(&minor, glibc));
+    }
     let facts = plan.base.facts.as_ref().ok_or_else(|| {
         NativeError::Unsupported(format!(
             "cogpack does not know where Python lives in {} (not a python:slim or cog-base image)",
@@ -51,6 +67,128 @@ pub fn python_target(plan: &BuildPlan, base: &BaseImage) -> Result<PythonTarget,
         target.interpreter = executable.clone();
     }
     Ok(target)
+}
+
+/// The version a path-B plan installs with `uv python install`, if any.
+pub fn uv_python_version(plan: &BuildPlan) -> Option<String> {
+    plan.steps.iter().find_map(|step| match &step.kind {
+        StepKind::PythonInstall { version, .. } => Some(version.clone()),
+        _ => None,
+    })
+}
+
+/// `3.11.4` or `3.11` → `3.11`.
+fn minor_version(version: &str) -> Option<String> {
+    let mut parts = version.trim().split('.');
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    Some(format!("{major}.{minor}"))
+}
+
+/// The link cog's python-install step writes, pointing at `uv python find`.
+pub const UV_PYTHON_LINK: &str = "usr/local/bin/python";
+
+/// The interpreter `uv python install` put into the image, read from the
+/// unpacked layer of the python-install step (`layer_root`): the target of
+/// its `/usr/local/bin/python` link is `<prefix>/bin/python3.X` of a
+/// python-build-standalone tree, whose packages go to
+/// `<prefix>/lib/python3.X/site-packages`. Resolution facts (Python `M.m`,
+/// glibc, base distributions) are kept from `provisional`, so the lock
+/// resolved for it stays valid.
+pub fn uv_managed_target(
+    layer_root: &Path,
+    provisional: &PythonTarget,
+) -> Result<PythonTarget, NativeError> {
+    let not_found = |what: String| {
+        NativeError::Unsupported(format!(
+            "the python-install step did not leave a usable uv-managed Python: {what}\nhint: check the output of `uv python install` above; run with --no-cache to run the step again"
+        ))
+    };
+    let link = layer_root.join(UV_PYTHON_LINK);
+    let executable = resolve_in_root(layer_root, &format!("/{UV_PYTHON_LINK}"))
+        .ok_or_else(|| not_found(format!("/{UV_PYTHON_LINK} is not a link into the layer ({})", link.display())))?;
+    let file_name = executable.rsplit('/').next().unwrap_or_default();
+    let minor = file_name
+        .strip_prefix("python")
+        .and_then(minor_version)
+        .ok_or_else(|| not_found(format!("{executable} is not named python3.X")))?;
+    if minor != provisional.python_version {
+        return Err(not_found(format!(
+            "{executable} is Python {minor}, the plan asks for {}",
+            provisional.python_version
+        )));
+    }
+    let bin_dir = executable
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_string())
+        .unwrap_or_default();
+    let prefix = bin_dir
+        .strip_suffix("/bin")
+        .ok_or_else(|| not_found(format!("{executable} is not in a bin directory")))?
+        .to_string();
+    let site_packages = format!("{prefix}/lib/python{minor}/site-packages");
+    if !layer_root.join(site_packages.trim_start_matches('/')).is_dir() {
+        return Err(not_found(format!("{site_packages} does not exist")));
+    }
+    Ok(PythonTarget {
+        python_version: minor.clone(),
+        site_packages,
+        bin_dir,
+        data_dir: prefix.clone(),
+        include_dir: format!("{prefix}/include/python{minor}"),
+        interpreter: executable,
+        glibc: provisional.glibc,
+        base_distributions: provisional.base_distributions.clone(),
+    })
+}
+
+/// Follows symlinks of the absolute `path` inside the tree at `root` (links
+/// are read as the image sees them); the resolved absolute path of a file
+/// that exists, or `None`.
+fn resolve_in_root(root: &Path, path: &str) -> Option<String> {
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .rev()
+        .collect();
+    let mut resolved: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(component) = pending.pop() {
+        match component.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        resolved.push(component);
+        let on_disk = root.join(resolved.join("/"));
+        let Ok(target) = std::fs::read_link(&on_disk) else {
+            continue;
+        };
+        hops += 1;
+        if hops > 40 {
+            return None;
+        }
+        resolved.pop();
+        let target = target.to_string_lossy().into_owned();
+        if target.starts_with('/') {
+            resolved.clear();
+        }
+        pending.extend(
+            target
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .rev(),
+        );
+    }
+    let absolute = format!("/{}", resolved.join("/"));
+    root.join(absolute.trim_start_matches('/'))
+        .is_file()
+        .then_some(absolute)
 }
 
 /// `"2.36"` → `(2, 36)`; a base whose glibc the catalog does not know gets
@@ -128,12 +266,22 @@ pub fn resolve_python(
     settings: &PythonSettings,
     progress: ProgressFn,
 ) -> Result<Option<PythonLayers>, NativeError> {
+    install_python(plan, python_target(plan, base)?, settings, progress)
+}
+
+/// [`resolve_python`] for a given target (path B: the uv-managed Python).
+pub fn install_python(
+    plan: &BuildPlan,
+    target: PythonTarget,
+    settings: &PythonSettings,
+    progress: ProgressFn,
+) -> Result<Option<PythonLayers>, NativeError> {
     let Some(inputs) = python_inputs(plan) else {
         return Ok(None);
     };
     let request = PythonBuildRequest {
         inputs,
-        target: python_target(plan, base)?,
+        target,
         index: settings.index.clone(),
         project_dir: plan.project_dir.clone(),
         lock_path: None,

@@ -32,7 +32,11 @@ impl std::fmt::Debug for SharedBlobs {
 pub fn is_sandbox_step(step: &Step) -> bool {
     matches!(
         step.kind,
-        StepKind::RunCommand { .. } | StepKind::SystemPackages { .. } | StepKind::CaCert { .. }
+        StepKind::RunCommand { .. }
+            | StepKind::SystemPackages { .. }
+            | StepKind::CaCert { .. }
+            | StepKind::PythonPrerequisites { .. }
+            | StepKind::PythonInstall { .. }
     ) && step.native.is_native()
 }
 
@@ -156,12 +160,18 @@ pub fn run_step(
     let line = &what.line;
     let (mounts, command) = parse_run_line(line);
     let chain = parent_chain(base, below)?;
-    let env = step_env(plan, step_index, base);
+    let mut env = step_env(plan, step_index, base);
     let workdir = base_workdir(base);
     let mut key_line = line.clone();
     for (content, target) in &what.files {
         let digest = hex::encode(Sha256::digest(content));
         key_line.push_str(&format!("\nfile:{target}:{digest}"));
+    }
+    for (name, value) in forwarded_env(&env) {
+        if KEYED_FORWARDED_ENV.contains(&name) {
+            key_line.push_str(&format!("\nforwarded:{name}={value}"));
+        }
+        env.push(format!("{name}={value}"));
     }
     let key = cache_key(&chain, earlier_keys, &key_line, &env, &workdir, settings);
     if !settings.no_cache
@@ -296,6 +306,46 @@ fn step_env(plan: &BuildPlan, step_index: usize, base: &BaseImage) -> Vec<String
         }
     }
     env
+}
+
+/// Host variables passed into every sandbox step when set, like BuildKit's
+/// predefined proxy build args: they reach the command but never a layer or
+/// the image config. Proxies do not change what a step produces, so (as in
+/// BuildKit) they stay out of the cache key.
+pub const FORWARDED_PROXY_ENV: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Host variables passed into every sandbox step when set that choose what
+/// `uv python install` downloads (a python-build-standalone mirror, or a
+/// downloads list with URLs and SHA-256s): forwarded like the proxies, and
+/// part of the cache key because they can change the result.
+pub const KEYED_FORWARDED_ENV: [&str; 2] =
+    ["UV_PYTHON_INSTALL_MIRROR", "UV_PYTHON_DOWNLOADS_JSON_URL"];
+
+/// The forwarded host variables that are set, non-empty and not already set
+/// by the image at this step (the image's own value wins).
+fn forwarded_env(step_env: &[String]) -> Vec<(&'static str, String)> {
+    FORWARDED_PROXY_ENV
+        .iter()
+        .chain(KEYED_FORWARDED_ENV.iter())
+        .filter(|name| {
+            !step_env
+                .iter()
+                .any(|kv| kv.split_once('=').is_some_and(|(k, _)| k == **name))
+        })
+        .filter_map(|name| {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+            Some((*name, value))
+        })
+        .collect()
 }
 
 /// Docker's PATH for containers whose image sets none.
