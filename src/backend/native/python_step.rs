@@ -299,6 +299,71 @@ pub fn install_python(
 mod tests {
     use super::*;
 
+    /// The tree `uv python install 3.11` + cog's links leave in a layer,
+    /// with uv's minor-version link directory in between.
+    fn uv_layer() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let uv = root.join("root/.local/share/uv/python");
+        let prefix = uv.join("cpython-3.11.2-linux-x86_64-gnu");
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        std::fs::create_dir_all(prefix.join("lib/python3.11/site-packages")).unwrap();
+        std::fs::write(prefix.join("bin/python3.11"), b"ELF").unwrap();
+        std::os::unix::fs::symlink("python3.11", prefix.join("bin/python3")).unwrap();
+        std::os::unix::fs::symlink(
+            "cpython-3.11.2-linux-x86_64-gnu",
+            uv.join("cpython-3.11-linux-x86_64-gnu"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("usr/local/bin")).unwrap();
+        std::os::unix::fs::symlink(
+            "/root/.local/share/uv/python/cpython-3.11-linux-x86_64-gnu/bin/python3",
+            root.join("usr/local/bin/python"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn uv_managed_python_is_found_through_its_links() {
+        let layer = uv_layer();
+        let provisional = PythonTarget::usr_local("3.11", (2, 35));
+        let target = uv_managed_target(layer.path(), &provisional).unwrap();
+        let prefix = "/root/.local/share/uv/python/cpython-3.11.2-linux-x86_64-gnu";
+        assert_eq!(target.interpreter, format!("{prefix}/bin/python3.11"));
+        assert_eq!(target.bin_dir, format!("{prefix}/bin"));
+        assert_eq!(target.data_dir, prefix);
+        assert_eq!(
+            target.site_packages,
+            format!("{prefix}/lib/python3.11/site-packages")
+        );
+        assert_eq!(target.python_version, "3.11");
+        assert_eq!(target.glibc, (2, 35));
+    }
+
+    #[test]
+    fn wrong_version_or_missing_link_is_an_error_with_a_hint() {
+        let layer = uv_layer();
+        let error = uv_managed_target(layer.path(), &PythonTarget::usr_local("3.12", (2, 35)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is Python 3.11, the plan asks for 3.12"), "{error}");
+        assert!(error.contains("hint:"), "{error}");
+        std::fs::remove_file(layer.path().join("usr/local/bin/python")).unwrap();
+        let error = uv_managed_target(layer.path(), &PythonTarget::usr_local("3.11", (2, 35)))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/usr/local/bin/python is not a link"), "{error}");
+    }
+
+    #[test]
+    fn links_climbing_out_of_the_root_stay_inside_it() {
+        let layer = uv_layer();
+        std::os::unix::fs::symlink("../../../../../../etc/passwd", layer.path().join("escape"))
+            .unwrap();
+        assert_eq!(resolve_in_root(layer.path(), "/escape"), None);
+    }
+
     #[test]
     fn staged_artifact_lines_point_back_into_the_project() {
         let text = "numpy==2.0.0\n/tmp/local_package_artifacts/dist/pkg-1.0-py3-none-any.whl";
