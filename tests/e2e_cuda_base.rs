@@ -336,3 +336,105 @@ fn plan_reports_path_b_native_with_the_sandbox_and_refuses_without() {
         assert_eq!(status(&without, id), "unsupported", "{id}");
     }
 }
+
+/// A loopback find-links server holding the sdist of `fixtures/e2e/cext-sdist`, a package
+/// with a C extension and no wheel; killed on drop.
+struct SdistServer {
+    child: Child,
+    /// The find-links URL.
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SdistServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SdistServer {
+    fn start() -> SdistServer {
+        let dir = common::scratch_dir("sdist");
+        let source = dir.path().join("source");
+        common::copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e/cext-sdist"),
+            &source,
+        );
+        let serve = dir.path().join("serve");
+        common::run_ok(
+            Command::new("uv")
+                .args(["build", "--sdist", "--out-dir"])
+                .arg(&serve)
+                .arg(&source),
+        );
+        let port = common::free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(&serve)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        SdistServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+            _dir: dir,
+        }
+    }
+}
+
+#[test]
+fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
+    let world = World::new();
+    let sdists = SdistServer::start();
+    let (_dir, project) = common::project_copy("fixtures/e2e/cext-model");
+    let requirements = project.join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    std::fs::write(&requirements, text.replace("FIND_LINKS_URL", &sdists.url)).unwrap();
+
+    let plan = Command::new(common::cogpack::cogpack_bin())
+        .args(["plan", "--json", "--use-cog-base-image=false"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    common::assert_success(&plan, "cogpack plan");
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let how = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "requirements")
+        .map(|s| s["native"]["how"].as_str().unwrap_or_default().to_string())
+        .unwrap();
+    assert!(how.contains("cog's own pip command"), "{how}");
+
+    let image = world.image("test/cext:v1");
+    let output = world.build_push_slim(&project, &image);
+    common::assert_success(&output, "fallback build");
+    let log = stderr(&output);
+    assert!(log.contains("cogpack-cext must be compiled from source"), "{log}");
+    assert!(
+        log.contains("Running [requirements] uv run pip install --cache-dir /root/.cache/pip -r /tmp/requirements.txt"),
+        "{log}"
+    );
+    assert!(log.contains("Running [cog-runtime] uv pip install --no-cache"), "{log}");
+    assert!(log.contains("Running [ldconfig]"), "{log}");
+
+    let pulled = runner::pull(&image).unwrap();
+    let freeze = pulled.label("run.cog.pip_freeze").unwrap();
+    assert!(freeze.contains("cogpack-cext==0.1.0"), "{freeze}");
+    assert!(freeze.contains("cog==0.23.1"), "{freeze}");
+    assert!(!pulled.rootfs.join("tmp/requirements.txt").exists());
+    assert!(!pulled.rootfs.join("cogpack-pip-freeze.txt").exists());
+    let model = pulled.run(&RunOptions::default()).unwrap();
+    let (status, body) = model.predict(&json!({"text": "answer"}));
+    assert_eq!(status, 200, "{body}\n{}", model.log());
+    assert_eq!(body["output"], "answer 42", "{body}");
+}

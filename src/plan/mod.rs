@@ -199,6 +199,10 @@ pub struct BuildPlan {
     pub secrets: Vec<SecretSpec>,
     /// Warnings for the user (deprecations, fallbacks, overridden packages, …).
     pub warnings: Vec<String>,
+    /// The build sandbox was available when planning ([`PlanOptions::sandbox`]):
+    /// requirements the host installer refuses run in it with cog's command.
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 /// A native build refused because some steps need the Docker backend.
@@ -427,6 +431,7 @@ pub fn plan_with_inputs(
         image,
         secrets: options.secrets.clone(),
         warnings,
+        sandbox: options.sandbox,
     })
 }
 
@@ -475,7 +480,18 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
     };
     // Run in the build sandbox over the image's own layers: the real command.
     let sandboxed = || NativeSupport::Native;
+    // Said of the requirements step when the sandbox can take over.
+    let fallback = if context.options.sandbox {
+        format!("; {}", step::REQUIREMENTS_SANDBOX_FALLBACK)
+    } else {
+        String::new()
+    };
     let python_installs = |what: &str| {
+        let fallback = if what == "requirements" {
+            fallback.as_str()
+        } else {
+            ""
+        };
         if context.options.strip {
             unsupported("--strip runs `strip` inside the image")
         } else if context.base.path == BasePath::NvidiaCuda && !context.options.sandbox {
@@ -485,13 +501,13 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         } else if context.base.path == BasePath::NvidiaCuda {
             NativeSupport::Substituted {
                 how: format!(
-                    "{what} are installed on the host for linux/amd64 with uv into the uv-managed Python of the python-install step (found by reading its /usr/local/bin/python link) and added as a layer"
+                    "{what} are installed on the host for linux/amd64 with uv into the uv-managed Python of the python-install step (found by reading its /usr/local/bin/python link) and added as a layer{fallback}"
                 ),
             }
         } else {
             NativeSupport::Substituted {
                 how: format!(
-                    "{what} are installed on the host for linux/amd64 with uv and added as a layer"
+                    "{what} are installed on the host for linux/amd64 with uv and added as a layer{fallback}"
                 ),
             }
         }

@@ -9,6 +9,7 @@ use crate::python::{
     IndexSettings, LockMode, PythonBuildRequest, PythonInputs, PythonLayers, PythonTarget,
     build_python_layers, fetch::ProgressFn,
 };
+use sha2::Digest as _;
 use std::path::{Path, PathBuf};
 
 /// Where requirement lines naming local artifacts point in cog's Dockerfile.
@@ -266,7 +267,76 @@ pub fn resolve_python(
     settings: &PythonSettings,
     progress: ProgressFn,
 ) -> Result<Option<PythonLayers>, NativeError> {
-    install_python(plan, python_target(plan, base)?, settings, progress)
+    let target = python_target(plan, base)?;
+    match install_python(plan, target.clone(), settings, progress) {
+        Err(NativeError::Python(error)) if falls_back_to_sandbox(plan, &error) => {
+            eprintln!(
+                "warning: {error:#}\nThe requirements are installed with cog's pip command in the build sandbox instead."
+            );
+            install_runtime_only(plan, target, settings, progress).map(Some)
+        }
+        other => other,
+    }
+}
+
+/// The message of the python module's refusal to compile a package.
+const NEEDS_COMPILER: &str = "must be compiled from source";
+
+/// File name of the lock of the runtime-only resolution made when the
+/// requirements fall back to the sandbox ([`requirements_in_sandbox`]).
+const RUNTIME_ONLY_LOCK: &str = "pylock.cogpack-runtime.toml";
+
+/// True when the host installer refused a package that needs a compiler and
+/// the plan's requirements can run in the build sandbox instead.
+fn falls_back_to_sandbox(plan: &BuildPlan, error: &anyhow::Error) -> bool {
+    plan.sandbox
+        && !plan.steps.iter().any(|step| {
+            matches!(&step.kind, StepKind::Requirements { local_artifacts, .. } if !local_artifacts.is_empty())
+        })
+        && plan
+            .steps
+            .iter()
+            .any(|step| matches!(step.kind, StepKind::Requirements { .. }))
+        && format!("{error:#}").contains(NEEDS_COMPILER)
+}
+
+/// True when `python` holds only the cog runtime (and uv) because the
+/// requirements, the runtime install and ldconfig run in the build sandbox
+/// with cog's commands; the layers then serve the uv binaries and the
+/// runtime's version.
+pub fn requirements_in_sandbox(python: &PythonLayers) -> bool {
+    python.lock.path.file_name() == Some(std::ffi::OsStr::new(RUNTIME_ONLY_LOCK))
+}
+
+/// Resolves the cog runtime alone (its lock kept in the Python cache, not in
+/// the project, so the project's lock stays that of the full requirements).
+fn install_runtime_only(
+    plan: &BuildPlan,
+    target: PythonTarget,
+    settings: &PythonSettings,
+    progress: ProgressFn,
+) -> Result<PythonLayers, NativeError> {
+    let mut inputs = python_inputs(plan).unwrap_or_default();
+    inputs.requirements = String::new();
+    let project_key = hex::encode(sha2::Sha256::digest(
+        plan.project_dir.as_os_str().as_encoded_bytes(),
+    ));
+    let lock_dir = settings.cache_dir.join("runtime-locks").join(&project_key[..16]);
+    std::fs::create_dir_all(&lock_dir).map_err(|e| {
+        NativeError::Python(anyhow::anyhow!("creating {}: {e}", lock_dir.display()))
+    })?;
+    let request = PythonBuildRequest {
+        inputs,
+        target,
+        index: settings.index.clone(),
+        project_dir: plan.project_dir.clone(),
+        lock_path: Some(lock_dir.join(RUNTIME_ONLY_LOCK)),
+        mode: settings.mode,
+        cache_dir: settings.cache_dir.clone(),
+        concurrency: 0,
+        uv: settings.uv.clone(),
+    };
+    build_python_layers(&request, progress).map_err(NativeError::Python)
 }
 
 /// [`resolve_python`] for a given target (path B: the uv-managed Python).

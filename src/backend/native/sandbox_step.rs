@@ -113,6 +113,9 @@ pub struct SandboxCommand {
     /// Files bound read-only during the run only, as `(content, target)`;
     /// their content is part of the cache key (they are not secrets).
     pub files: Vec<(Vec<u8>, String)>,
+    /// `KEY=VALUE` set by `ENV` lines of the same step before this `RUN`
+    /// (e.g. cog's `CFLAGS` around pip installs); they win over the image env.
+    pub env: Vec<String>,
 }
 
 impl SandboxCommand {
@@ -137,7 +140,46 @@ impl SandboxCommand {
             id: step.id.clone(),
             line,
             files,
+            env: Vec::new(),
         }
+    }
+
+    /// Every `RUN` of a step whose Dockerfile lines also `COPY` files from
+    /// cog's build context and set `ENV`s between the `RUN`s (the
+    /// requirements and cog runtime installs): the copies become read-only
+    /// binds (`files` maps a build-context name to its bytes), the `ENV`s
+    /// the environment of the `RUN`s after them.
+    pub fn all_of_step(
+        step: &Step,
+        files: &dyn Fn(&str) -> Result<Vec<u8>, NativeError>,
+    ) -> Result<Vec<SandboxCommand>, NativeError> {
+        let mut bound: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut env: Vec<String> = Vec::new();
+        let mut commands = Vec::new();
+        for line in crate::backend::docker::step_instructions(step) {
+            if let Some(copy) = line.strip_prefix("COPY --from=cog_build ") {
+                let (name, target) = copy.split_once(' ').unwrap_or((copy, ""));
+                bound.push((files(name)?, target.to_string()));
+            } else if let Some(assignment) = line.strip_prefix("ENV ") {
+                let (key, value) = assignment.split_once('=').unwrap_or((assignment, ""));
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                env.retain(|kv| kv.split_once('=').map(|(k, _)| k) != Some(key));
+                if !value.is_empty() {
+                    env.push(format!("{key}={value}"));
+                }
+            } else if line.starts_with("RUN ") {
+                commands.push(SandboxCommand {
+                    id: step.id.clone(),
+                    line,
+                    files: bound.clone(),
+                    env: env.clone(),
+                });
+            }
+        }
+        Ok(commands)
     }
 }
 
@@ -166,6 +208,11 @@ pub fn run_step(
     for (content, target) in &what.files {
         let digest = hex::encode(Sha256::digest(content));
         key_line.push_str(&format!("\nfile:{target}:{digest}"));
+    }
+    for kv in &what.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        env.retain(|existing| existing.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(kv.clone());
     }
     for (name, value) in forwarded_env(&env) {
         if KEYED_FORWARDED_ENV.contains(&name) {
