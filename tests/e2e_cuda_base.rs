@@ -415,8 +415,22 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
         .unwrap();
     assert!(how.contains("cog's own pip command"), "{how}");
 
+    // pip and uv reach the package index from inside the sandbox. Behind a
+    // TLS-intercepting proxy (the host names its CA bundle in SSL_CERT_FILE)
+    // the image must trust it: cog's COG_CA_CERT, as a user there would do.
+    let ca_bundle = std::env::var("SSL_CERT_FILE").unwrap_or_default();
+    let env: Vec<(&str, &str)> = if ca_bundle.is_empty() {
+        Vec::new()
+    } else {
+        vec![("COG_CA_CERT", ca_bundle.as_str())]
+    };
     let image = world.image("test/cext:v1");
-    let output = world.build_push_slim(&project, &image);
+    let output = world.cogpack_with(
+        &project,
+        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        world.store.path(),
+        &env,
+    );
     common::assert_success(&output, "fallback build");
     let log = stderr(&output);
     assert!(log.contains("cogpack-cext must be compiled from source"), "{log}");
