@@ -242,7 +242,9 @@ fn gpu_model_on_nvidia_cuda_installs_python_with_uv_and_serves_a_prediction() {
 
     let pulled = runner::pull(&image).unwrap();
     let rootfs = &pulled.rootfs;
-    let site_packages = rootfs.join(UV_PYTHON_PREFIX).join("lib/python3.11/site-packages");
+    let site_packages = rootfs
+        .join(UV_PYTHON_PREFIX)
+        .join("lib/python3.11/site-packages");
     for installed in ["yaml/__init__.py", "cog/__init__.py", "coglet"] {
         assert!(
             site_packages.join(installed).exists(),
@@ -259,13 +261,18 @@ fn gpu_model_on_nvidia_cuda_installs_python_with_uv_and_serves_a_prediction() {
         );
     }
     for tool in ["usr/bin/curl", "usr/bin/git", "usr/bin/wget", "usr/bin/xz"] {
-        assert!(rootfs.join(tool).exists(), "{tool} was not installed by cog's apt line");
+        assert!(
+            rootfs.join(tool).exists(),
+            "{tool} was not installed by cog's apt line"
+        );
     }
     let env = pulled.env();
     let value = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     assert_eq!(value("UV_PYTHON").as_deref(), Some("3.11"));
     assert!(
-        value("PATH").unwrap_or_default().starts_with("/usr/local/bin:/usr/local/nvidia/bin"),
+        value("PATH")
+            .unwrap_or_default()
+            .starts_with("/usr/local/bin:/usr/local/nvidia/bin"),
         "{env:?}"
     );
     assert_eq!(value("UV_PYTHON_DOWNLOADS_JSON_URL"), None);
@@ -292,7 +299,12 @@ fn gpu_model_on_nvidia_cuda_installs_python_with_uv_and_serves_a_prediction() {
     drop(model);
 
     // Unchanged: no step runs again, and the packages land in the same place.
-    let again = build(&world, &downloads, &project, &world.image("test/cuda-base:v2"));
+    let again = build(
+        &world,
+        &downloads,
+        &project,
+        &world.image("test/cuda-base:v2"),
+    );
     common::assert_success(&again, "second path B build");
     let log = stderr(&again);
     assert!(!log.contains("Running ["), "re-executed:\n{log}");
@@ -318,7 +330,12 @@ fn plan_reports_path_b_native_with_the_sandbox_and_refuses_without() {
             .unwrap()
             .iter()
             .find(|s| s["id"] == id)
-            .map(|s| s["native"]["status"].as_str().unwrap_or_default().to_string())
+            .map(|s| {
+                s["native"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .unwrap_or_else(|| panic!("no step {id} in {plan}"))
     };
     let with = plan("1");
@@ -332,7 +349,12 @@ fn plan_reports_path_b_native_with_the_sandbox_and_refuses_without() {
         assert_eq!(status(&with, id), expected, "{id}");
     }
     let without = plan("0");
-    for id in ["python-prerequisites", "python-install", "requirements", "cog-runtime"] {
+    for id in [
+        "python-prerequisites",
+        "python-install",
+        "requirements",
+        "cog-runtime",
+    ] {
         assert_eq!(status(&without, id), "unsupported", "{id}");
     }
 }
@@ -370,7 +392,13 @@ impl SdistServer {
         );
         let port = common::free_port();
         let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
             .current_dir(&serve)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -427,18 +455,30 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
     let image = world.image("test/cext:v1");
     let output = world.cogpack_with(
         &project,
-        &["build", "--push", "-t", &image, "--use-cog-base-image=false"],
+        &[
+            "build",
+            "--push",
+            "-t",
+            &image,
+            "--use-cog-base-image=false",
+        ],
         world.store.path(),
         &env,
     );
     common::assert_success(&output, "fallback build");
     let log = stderr(&output);
-    assert!(log.contains("cogpack-cext must be compiled from source"), "{log}");
+    assert!(
+        log.contains("cogpack-cext must be compiled from source"),
+        "{log}"
+    );
     assert!(
         log.contains("Running [requirements] uv run pip install --cache-dir /root/.cache/pip -r /tmp/requirements.txt"),
         "{log}"
     );
-    assert!(log.contains("Running [cog-runtime] uv pip install --no-cache"), "{log}");
+    assert!(
+        log.contains("Running [cog-runtime] uv pip install --no-cache"),
+        "{log}"
+    );
     assert!(log.contains("Running [ldconfig]"), "{log}");
 
     let pulled = runner::pull(&image).unwrap();

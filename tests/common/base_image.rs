@@ -302,7 +302,8 @@ const NVIDIA_CUDA_LAYOUT_TAG: &str = "nvidia-cuda-11.8";
 const NVIDIA_CUDA_RECIPE: &str = "nvidia-cuda-stand-in-v1";
 /// No Python: the shared libraries a relocated CPython 3.11 (Debian's build) and its
 /// extension modules load, which the real CUDA devel images also carry.
-const NVIDIA_CUDA_PACKAGES: &str = "libexpat1,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,libuuid1,zlib1g";
+const NVIDIA_CUDA_PACKAGES: &str =
+    "libexpat1,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,libuuid1,zlib1g";
 const NVIDIA_CUDA_ENV: &[&str] = &[
     "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "NVIDIA_VISIBLE_DEVICES=all",
@@ -386,7 +387,11 @@ fn build_nvidia_cuda_into(finished: &Path) {
     );
     let layout = work.join("oci");
     let image = format!("{}:{NVIDIA_CUDA_LAYOUT_TAG}", layout.display());
-    run_ok(Command::new("umoci").args(["init", "--layout"]).arg(&layout));
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     run_ok(
         Command::new("umoci")

@@ -14,8 +14,8 @@ pub use python_step::{
     uv_managed_target, uv_python_version,
 };
 pub use sandbox_step::{
-    CURL_LINE, FORWARDED_PROXY_ENV, KEYED_FORWARDED_ENV, RunFlagMount, SandboxCommand,
-    SharedBlobs, is_sandbox_step, parse_run_line,
+    CURL_LINE, FORWARDED_PROXY_ENV, KEYED_FORWARDED_ENV, RunFlagMount, SandboxCommand, SharedBlobs,
+    is_sandbox_step, parse_run_line,
 };
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
@@ -182,7 +182,8 @@ pub fn assemble(
         }
         if sandboxed_python && matches!(step.kind, StepKind::CogRuntime { .. }) {
             let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
-            let freeze = sandbox_pip_freeze(plan, index, &base, &below, &step_keys, settings, store)?;
+            let freeze =
+                sandbox_pip_freeze(plan, index, &base, &below, &step_keys, settings, store)?;
             replaced = python.cloned().map(|mut layers| {
                 layers.pip_freeze = freeze;
                 layers
@@ -300,8 +301,16 @@ fn sandbox_pip_freeze(
         files: Vec::new(),
         env: Vec::new(),
     };
-    let (layer, _) =
-        sandbox_step::run_step(plan, index + 1, &what, base, below, earlier_keys, settings, store)?;
+    let (layer, _) = sandbox_step::run_step(
+        plan,
+        index + 1,
+        &what,
+        base,
+        below,
+        earlier_keys,
+        settings,
+        store,
+    )?;
     let layer_ref = crate::sandbox::LayerRef {
         descriptor: layer.record.descriptor(),
         diff_id: layer.record.diff_id.clone(),
@@ -334,7 +343,8 @@ fn install_into_uv_python(
 ) -> Result<PythonLayers, NativeError> {
     let python_settings = settings.python.as_ref().ok_or_else(|| {
         NativeError::Unsupported(
-            "the native engine was not given the Python settings needed on an nvidia/cuda base".to_string(),
+            "the native engine was not given the Python settings needed on an nvidia/cuda base"
+                .to_string(),
         )
     })?;
     if python.is_none() {
@@ -367,9 +377,8 @@ fn install_into_uv_python(
         mode: crate::python::LockMode::Offline,
         ..python_settings.clone()
     };
-    install_python(plan, target, &offline, &|_| {})?.ok_or_else(|| {
-        NativeError::Unsupported("the plan installs no Python packages".to_string())
-    })
+    install_python(plan, target, &offline, &|_| {})?
+        .ok_or_else(|| NativeError::Unsupported("the plan installs no Python packages".to_string()))
 }
 
 /// Builds the pending layer jobs (in parallel) and appends them to `done`

@@ -106,8 +106,13 @@ pub fn uv_managed_target(
         ))
     };
     let link = layer_root.join(UV_PYTHON_LINK);
-    let executable = resolve_in_root(layer_root, &format!("/{UV_PYTHON_LINK}"))
-        .ok_or_else(|| not_found(format!("/{UV_PYTHON_LINK} is not a link into the layer ({})", link.display())))?;
+    let executable =
+        resolve_in_root(layer_root, &format!("/{UV_PYTHON_LINK}")).ok_or_else(|| {
+            not_found(format!(
+                "/{UV_PYTHON_LINK} is not a link into the layer ({})",
+                link.display()
+            ))
+        })?;
     let file_name = executable.rsplit('/').next().unwrap_or_default();
     let minor = file_name
         .strip_prefix("python")
@@ -128,7 +133,10 @@ pub fn uv_managed_target(
         .ok_or_else(|| not_found(format!("{executable} is not in a bin directory")))?
         .to_string();
     let site_packages = format!("{prefix}/lib/python{minor}/site-packages");
-    if !layer_root.join(site_packages.trim_start_matches('/')).is_dir() {
+    if !layer_root
+        .join(site_packages.trim_start_matches('/'))
+        .is_dir()
+    {
         return Err(not_found(format!("{site_packages} does not exist")));
     }
     Ok(PythonTarget {
@@ -321,7 +329,10 @@ fn install_runtime_only(
     let project_key = hex::encode(sha2::Sha256::digest(
         plan.project_dir.as_os_str().as_encoded_bytes(),
     ));
-    let lock_dir = settings.cache_dir.join("runtime-locks").join(&project_key[..16]);
+    let lock_dir = settings
+        .cache_dir
+        .join("runtime-locks")
+        .join(&project_key[..16]);
     std::fs::create_dir_all(&lock_dir).map_err(|e| {
         NativeError::Python(anyhow::anyhow!("creating {}: {e}", lock_dir.display()))
     })?;
@@ -417,13 +428,19 @@ mod tests {
         let error = uv_managed_target(layer.path(), &PythonTarget::usr_local("3.12", (2, 35)))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("is Python 3.11, the plan asks for 3.12"), "{error}");
+        assert!(
+            error.contains("is Python 3.11, the plan asks for 3.12"),
+            "{error}"
+        );
         assert!(error.contains("hint:"), "{error}");
         std::fs::remove_file(layer.path().join("usr/local/bin/python")).unwrap();
         let error = uv_managed_target(layer.path(), &PythonTarget::usr_local("3.11", (2, 35)))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("/usr/local/bin/python is not a link"), "{error}");
+        assert!(
+            error.contains("/usr/local/bin/python is not a link"),
+            "{error}"
+        );
     }
 
     #[test]
