@@ -8,10 +8,13 @@
 //!   tini-static) and `uv`/`uvx` in /usr/local/bin, `ENTRYPOINT ["/sbin/tini","--"]`, cog's four
 //!   preamble env vars and `UV_SYSTEM_PYTHON=true`. It stands in for `r8.im/cog-base:python3.11`
 //!   through a registry mirror.
+//! * `nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04` — a Debian bookworm minbase rootfs without
+//!   Python (only the shared libraries a relocated CPython needs) and the CUDA image's env, for
+//!   cog's path B; built into its own layout ([`push_nvidia_cuda`]).
 //!
-//! Both live in one OCI layout cached under [`super::cache_dir`], keyed by a hash of every
-//! input; concurrent test processes serialise the build with a file lock. Pushing copies the
-//! cached layout to a test registry with skopeo.
+//! The first two live in one OCI layout cached under [`super::cache_dir`], keyed by a hash of
+//! every input; concurrent test processes serialise the build with a file lock. Pushing copies
+//! the cached layout to a test registry with skopeo.
 
 use super::{cache_dir, deterministic_tar, run_ok};
 use sha2::{Digest, Sha256};
