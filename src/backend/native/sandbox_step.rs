@@ -1,7 +1,10 @@
-//! Plan steps that run commands (`build.run` items, `system_packages`),
-//! executed in the build sandbox over the layers below them and cached like
-//! BuildKit: a step is reused when its parent chain, command line,
-//! environment, working directory and secret ids are unchanged.
+//! Plan steps that run commands (`build.run` items, `system_packages`, the
+//! CA certificate, and on nvidia/cuda bases cog's Python prerequisites and
+//! `uv python install`), executed in the build sandbox over the layers below
+//! them and cached like BuildKit: a step is reused when its parent chain,
+//! command line, environment, working directory and secret ids are
+//! unchanged. A documented set of host variables (proxies, uv's Python
+//! download mirror) is passed in without reaching a layer.
 
 use super::{NativeError, NativeSettings, base_env};
 use crate::layer::{BuiltLayer, build_layer};
