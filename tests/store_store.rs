@@ -128,6 +128,31 @@ fn named_images_round_trip_and_gc_keeps_only_what_they_reference() {
 }
 
 #[test]
+fn gc_keeps_pinned_downloads_and_dry_run_lists_what_it_removes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let pinned = store.put_bytes(b"a static tini binary").unwrap();
+    let loose = store.put_bytes(b"nobody needs this").unwrap();
+    store
+        .pin_blob(&pinned, "download of http://127.0.0.1/tini")
+        .unwrap();
+    let listed = store.unreferenced_blobs().unwrap();
+    assert_eq!(listed, vec![(loose.clone(), 17)]);
+    let report = store.gc().unwrap();
+    assert_eq!(
+        report.removed, listed,
+        "gc removes exactly what the dry run listed"
+    );
+    assert_eq!(report.kept_blobs, 1);
+    assert!(store.has_blob(&pinned), "a pinned download survives gc");
+    assert!(!store.has_blob(&loose));
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("pins").join(pinned.hex())).unwrap(),
+        "download of http://127.0.0.1/tini"
+    );
+}
+
+#[test]
 fn gc_waits_for_running_builds() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();

@@ -41,6 +41,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove blobs of the local store that no recorded image uses.
     Gc(GcArgs),
+    /// Copy an image from a registry to an OCI layout or archive (e.g. a
+    /// base image for air-gapped builds with `--base oci-layout:DIR`).
+    Pull(PullArgs),
 }
 
 /// Which engine builds the image.
@@ -293,6 +296,20 @@ pub struct LoginArgs {
     /// Registry options.
     #[command(flatten)]
     pub registry_flags: RegistryFlags,
+}
+
+/// `cogpack pull`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PullArgs {
+    /// Image reference, e.g. `python:3.11-slim` or `r8.im/user/model@sha256:…`.
+    pub reference: String,
+    /// Where to write it: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+    /// `docker-archive:FILE[:REF]` (repeatable).
+    #[arg(long, required = true)]
+    pub output: Vec<String>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryFlags,
 }
 
 /// `cogpack gc`.

@@ -136,7 +136,14 @@ pub fn run_build(
     store
         .tag_image(&name, &built.image.descriptor())
         .map_err(|e| CliError::plain(e.to_string()))?;
-    write_outputs(args, &built.image, &name)?;
+    let built = Built {
+        image: built.image,
+        base_source: base.source,
+    };
+    {
+        let _guard = runtime.enter();
+        write_outputs(args, &complete_image(&built, &client, &store), &name)?;
+    }
     status(
         args,
         &format!(
@@ -145,10 +152,7 @@ pub fn run_build(
             started.elapsed().as_secs_f64()
         ),
     );
-    Ok(Some(Built {
-        image: built.image,
-        base_source: base.source,
-    }))
+    Ok(Some(built))
 }
 
 /// `--backend docker`: render the plan and drive `docker buildx`.
@@ -400,7 +404,7 @@ fn status(args: &BuildArgs, line: &str) {
 }
 
 /// `--output` targets.
-fn write_outputs(args: &BuildArgs, image: &StoreImage, name: &str) -> Result<(), CliError> {
+fn write_outputs(args: &BuildArgs, image: &dyn Image, name: &str) -> Result<(), CliError> {
     for spec in &args.output {
         let target = OutputTarget::parse(spec).map_err(|e| {
             CliError::new(e, "use oci:DIR, oci-archive:FILE or docker-archive:FILE")
@@ -420,6 +424,31 @@ pub fn progress_mode(arg: ProgressArg) -> ProgressMode {
         ProgressArg::Plain => ProgressMode::Plain,
         ProgressArg::Json => ProgressMode::Json,
         ProgressArg::Quiet => ProgressMode::Quiet,
+    }
+}
+
+/// The built image with every layer readable: base layers that are not in
+/// the store (the shallow path never downloads them) are streamed from the
+/// base's registry, digest-verified, straight into the push or output.
+/// Must be called inside a tokio runtime.
+fn complete_image(built: &Built, client: &Client, store: &Store) -> PushImage {
+    let layers = built
+        .image
+        .layers()
+        .into_iter()
+        .map(|layer| match &built.base_source {
+            Some(source) if !store.has_blob(layer.digest()) => Arc::new(RemoteLayer::new(
+                client.clone(),
+                source.clone(),
+                layer.descriptor(),
+                layer.diff_id().clone(),
+            )) as Arc<dyn Layer>,
+            _ => layer,
+        })
+        .collect();
+    PushImage {
+        inner: built.image.clone(),
+        layers,
     }
 }
 
@@ -463,24 +492,7 @@ pub fn push(
         options.mount_from.push(source.repository.clone());
     }
     let _guard = runtime.enter();
-    let layers = built
-        .image
-        .layers()
-        .into_iter()
-        .map(|layer| match &built.base_source {
-            Some(source) if !store.has_blob(layer.digest()) => Arc::new(RemoteLayer::new(
-                client.clone(),
-                source.clone(),
-                layer.descriptor(),
-                layer.diff_id().clone(),
-            )) as Arc<dyn Layer>,
-            _ => layer,
-        })
-        .collect();
-    let image = PushImage {
-        inner: built.image.clone(),
-        layers,
-    };
+    let image = complete_image(built, &client, &store);
     let progress = registry::reporter(progress_mode(args.progress));
     let reference = &target.reference;
     if target.bundle {

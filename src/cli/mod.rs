@@ -8,6 +8,7 @@ mod gc_cmd;
 mod inspect_cmd;
 mod login_cmd;
 mod project;
+mod pull_cmd;
 mod target;
 mod weights;
 mod weights_cmd;
@@ -125,6 +126,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(args) => inspect_cmd::run(args, &env),
         Command::Login(args) => login_cmd::run(args, &env),
         Command::Gc(args) => gc_cmd::run(args, &env),
+        Command::Pull(args) => pull_cmd::run(args),
     }
 }
 

@@ -34,6 +34,8 @@ pub fn fetch_fixed_file(file: &FixedFile, store: &Store) -> Result<Entry, LayerE
     if !store.has_blob(&file.sha256) {
         download_verified(&file.url, &file.sha256, store)?;
     }
+    // Pinned downloads survive gc: the next build must not need the network.
+    store.pin_blob(&file.sha256, &format!("download of {}", file.url))?;
     let size = store.blob_size(&file.sha256)?;
     Ok(Entry {
         path: file.dest.clone(),

@@ -5,6 +5,8 @@
 //!   place only after its digest was verified;
 //! - `images.json`: built images by name → manifest descriptor;
 //! - `cache/layers/<key hash>.json`: layer results by caller-supplied input key;
+//! - `pins/<hex>`: blobs kept by gc although no image names them (downloads
+//!   pinned by digest, e.g. tini), each file holding why;
 //! - `tmp/`: temporary files (removed by [`Store::gc`]);
 //! - `gc.lock`: shared by [`StoreSession`]s (builds), exclusive for gc;
 //! - `index.lock`: exclusive while `images.json` or the cache is updated.
@@ -126,6 +128,8 @@ impl Drop for ExclusiveLock {
 /// Summary of a garbage collection.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
+    /// The deleted blobs and their sizes, by digest.
+    pub removed: Vec<(Digest, u64)>,
     /// Blobs deleted.
     pub removed_blobs: usize,
     /// Bytes freed.
@@ -138,7 +142,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        for dir in ["blobs/sha256", "tmp", "cache/layers"] {
+        for dir in ["blobs/sha256", "tmp", "cache/layers", "pins"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
@@ -387,26 +391,22 @@ impl Store {
 
     // ---- gc ----
 
-    /// Deletes blobs no named image references, stale cache entries and
-    /// temp files. Waits for running builds (sessions) to finish.
+    /// Deletes blobs no named image references or pin keeps, stale cache
+    /// entries and temp files. Waits for running builds (sessions) to finish.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let _gc = self.exclusive("gc.lock")?;
         let _index = self.exclusive("index.lock")?;
-        let keep = self.referenced_blobs()?;
+        let keep = self.kept_blobs()?;
         let mut report = GcReport::default();
-        let dir = self.root.join("blobs").join("sha256");
-        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-            let entry = entry.map_err(io_err("list", &dir))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if keep.contains(&name) {
-                report.kept_blobs += 1;
-                continue;
-            }
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(entry.path()).map_err(io_err("remove", &entry.path()))?;
+        let (removable, kept) = self.partition_blobs(&keep)?;
+        for (digest, size) in removable {
+            let path = self.blob_path(&digest);
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
             report.removed_blobs += 1;
             report.freed_bytes += size;
+            report.removed.push((digest, size));
         }
+        report.kept_blobs = kept;
         self.prune_dir_entries("cache/layers", |p| {
             fs::read(p)
                 .ok()
@@ -415,6 +415,57 @@ impl Store {
         })?;
         self.prune_dir_entries("tmp", |_| false)?;
         Ok(report)
+    }
+
+    /// The blobs [`Store::gc`] would delete now, with their sizes, by digest.
+    pub fn unreferenced_blobs(&self) -> Result<Vec<(Digest, u64)>, StoreError> {
+        Ok(self.partition_blobs(&self.kept_blobs()?)?.0)
+    }
+
+    /// Keeps `digest` through gc although no image names it; `why` is
+    /// recorded next to the pin (e.g. "tini v0.19.0 download").
+    pub fn pin_blob(&self, digest: &Digest, why: &str) -> Result<(), StoreError> {
+        let path = self.root.join("pins").join(digest.hex());
+        if path.is_file() {
+            return Ok(());
+        }
+        self.write_atomic(&path, why.as_bytes())
+    }
+
+    /// Stored blobs whose hex digest is not in `keep` (sorted by digest),
+    /// and how many stored blobs are in it.
+    fn partition_blobs(
+        &self,
+        keep: &BTreeSet<String>,
+    ) -> Result<(Vec<(Digest, u64)>, usize), StoreError> {
+        let dir = self.root.join("blobs").join("sha256");
+        let mut found = Vec::new();
+        let mut kept = 0;
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let entry = entry.map_err(io_err("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if keep.contains(&name) {
+                kept += 1;
+                continue;
+            }
+            let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            found.push((digest, entry.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+        found.sort();
+        Ok((found, kept))
+    }
+
+    /// Hex digests gc keeps: reachable from a named image, or pinned.
+    fn kept_blobs(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut keep = self.referenced_blobs()?;
+        let pins = self.root.join("pins");
+        for entry in fs::read_dir(&pins).map_err(io_err("list", &pins))? {
+            let name = entry.map_err(io_err("list", &pins))?.file_name();
+            keep.insert(name.to_string_lossy().to_string());
+        }
+        Ok(keep)
     }
 
     fn prune_dir_entries(&self, sub: &str, keep: impl Fn(&Path) -> bool) -> Result<(), StoreError> {

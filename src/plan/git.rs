@@ -26,8 +26,12 @@ pub fn git_labels(
     github_ref_name: Option<&str>,
 ) -> GitLabels {
     let env_value = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_string);
-    let in_work_tree =
-        || run_git(dir, &["rev-parse", "--is-inside-work-tree"]).as_deref() == Some("true");
+    let work_tree = std::cell::OnceCell::new();
+    let in_work_tree = || {
+        *work_tree.get_or_init(|| {
+            run_git(dir, &["rev-parse", "--is-inside-work-tree"]).as_deref() == Some("true")
+        })
+    };
     let revision = env_value(github_sha).or_else(|| {
         if in_work_tree() {
             run_git(dir, &["rev-parse", "HEAD"])
@@ -64,7 +68,7 @@ fn run_git(dir: &Path, args: &[&str]) -> Option<String> {
                 let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
                 return (status.success() && !text.is_empty()).then_some(text);
             }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -186,17 +186,27 @@ pub fn fetch_all(
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(settings.cache_dir.join("sha256"))
         .with_context(|| format!("creating cache directory {}", settings.cache_dir.display()))?;
-    let results: Vec<Result<PathBuf>> = std::thread::scope(|s| {
-        s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            runtime.block_on(fetch_concurrently(items, settings, progress))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("download worker panicked")))
-    })?;
+    let all_local = items.iter().all(|item| {
+        local_path(&item.artifact).is_some()
+            || item.artifact.url.as_deref().is_some_and(|url| {
+                settings
+                    .cache_path(&cache_key(&item.artifact, url))
+                    .is_file()
+            })
+    });
+    let results: Vec<Result<PathBuf>> = if all_local {
+        // Nothing to download: no runtime, no HTTP client (loading the
+        // system certificates alone costs tens of milliseconds).
+        items
+            .iter()
+            .map(|item| {
+                without_download(item, settings, progress)?
+                    .context("a cached wheel disappeared during the build; run the build again")
+            })
+            .collect()
+    } else {
+        download_all(items, settings, progress)?
+    };
     let mut paths = Vec::new();
     let mut errors = Vec::new();
     for r in results {
@@ -213,6 +223,25 @@ pub fn fetch_all(
         );
     }
     Ok(paths)
+}
+
+/// Fetches every item on a small runtime of its own (the callers are sync).
+fn download_all(
+    items: &[FetchItem],
+    settings: &FetchSettings,
+    progress: ProgressFn,
+) -> Result<Vec<Result<PathBuf>>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(fetch_concurrently(items, settings, progress))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("download worker panicked")))
+    })
 }
 
 async fn fetch_concurrently(
@@ -245,6 +274,28 @@ async fn fetch_one(
     settings: &FetchSettings,
     progress: ProgressFn<'_>,
 ) -> Result<PathBuf> {
+    if let Some(found) = without_download(item, settings, progress)? {
+        return Ok(found);
+    }
+    let name = item.artifact.file_name();
+    let url = item.artifact.url.as_deref().with_context(|| {
+        format!(
+            "{}: the lock names neither a URL nor a path for {name}",
+            item.package
+        )
+    })?;
+    let dest = settings.cache_path(&cache_key(&item.artifact, url));
+    download(client, url, item, settings, &dest, progress).await?;
+    Ok(dest)
+}
+
+/// The item's file when no download is needed: a local artifact (its digest
+/// checked) or a cache hit. Errors in offline mode when a download would be.
+fn without_download(
+    item: &FetchItem,
+    settings: &FetchSettings,
+    progress: ProgressFn<'_>,
+) -> Result<Option<PathBuf>> {
     let name = item.artifact.file_name();
     let a = &item.artifact;
     if let Some(path) = local_path(a) {
@@ -253,22 +304,15 @@ async fn fetch_one(
                 .with_context(|| format!("{}: reading {}", item.package, path.display()))?;
             check_digest(&item.package, &name, expected, &actual)?;
         }
-        return Ok(path);
+        return Ok(Some(path));
     }
-    let url = a.url.as_deref().with_context(|| {
-        format!(
-            "{}: the lock names neither a URL nor a path for {name}",
-            item.package
-        )
-    })?;
-    let cache_key = match &a.sha256 {
-        Some(h) => h.clone(),
-        None => format!("url-{}", hex::encode(Sha256::digest(url.as_bytes()))),
+    let Some(url) = a.url.as_deref() else {
+        return Ok(None);
     };
-    let dest = settings.cache_path(&cache_key);
+    let dest = settings.cache_path(&cache_key(a, url));
     if dest.is_file() {
         progress(&FetchEvent::Cached { name });
-        return Ok(dest);
+        return Ok(Some(dest));
     }
     if settings.offline {
         bail!(
@@ -277,8 +321,15 @@ async fn fetch_one(
             settings.cache_dir.display()
         );
     }
-    download(client, url, item, settings, &dest, progress).await?;
-    Ok(dest)
+    Ok(None)
+}
+
+/// The wheel cache key of an artifact: its sha256, else a hash of its URL.
+fn cache_key(a: &Artifact, url: &str) -> String {
+    match &a.sha256 {
+        Some(h) => h.clone(),
+        None => format!("url-{}", hex::encode(Sha256::digest(url.as_bytes()))),
+    }
 }
 
 /// The local file an artifact names (`path` or `file://` URL).

@@ -148,6 +148,18 @@ impl MemberLocation {
     }
 }
 
+/// True if a member starts with the `#!python` placeholder shebang that
+/// installers rewrite (reads at most its first bytes).
+fn starts_with_python_shebang(location: &MemberLocation) -> Result<bool> {
+    const SHEBANG: &[u8] = b"#!python";
+    let mut head = Vec::with_capacity(SHEBANG.len());
+    location
+        .open()?
+        .take(SHEBANG.len() as u64)
+        .read_to_end(&mut head)?;
+    Ok(head == SHEBANG)
+}
+
 /// Opens a member whose bytes are checked, as they stream into the layer,
 /// against the hash the wheel's RECORD gives: a mismatch fails the read at
 /// end of file (as pip refuses such a wheel), at no extra pass over the data.
@@ -306,6 +318,10 @@ impl<'a> Installer<'a> {
         record: &BTreeMap<String, (String, u64)>,
     ) -> Result<()> {
         let sp = self.target.site_packages.trim_end_matches('/');
+        let known = record
+            .get(&m.name)
+            .filter(|(_, size)| *size == m.size)
+            .map(|(h, _)| h.clone());
         if let Some(rest) = m
             .name
             .strip_prefix(data_dir)
@@ -316,7 +332,7 @@ impl<'a> Installer<'a> {
                 .with_context(|| format!("{:?} is not inside a .data scheme directory", m.name))?;
             let dest = match scheme {
                 "purelib" | "platlib" => format!("{sp}/{rel}"),
-                "scripts" => return self.add_script(m, rel),
+                "scripts" => return self.add_script(m, rel, known),
                 "headers" => format!(
                     "{}/{}/{rel}",
                     self.target.include_dir.trim_end_matches('/'),
@@ -327,18 +343,25 @@ impl<'a> Installer<'a> {
                     "unknown .data scheme {other:?}; expected purelib, platlib, scripts, headers or data"
                 ),
             };
-            return self.add_streamed(m, &dest, None);
+            return self.add_streamed(m, &dest, known);
         }
-        let known = record
-            .get(&m.name)
-            .filter(|(_, size)| *size == m.size)
-            .map(|(h, _)| h.clone());
         self.add_streamed(m, &format!("{sp}/{}", m.name), known)
     }
 
     /// A member copied verbatim; its hash comes from the wheel RECORD when
     /// present, else it is computed.
     fn add_streamed(&mut self, m: &Member, dest: &str, known_hash: Option<String>) -> Result<()> {
+        let mode = if m.executable { 0o755 } else { 0o644 };
+        self.add_streamed_with_mode(m, dest, known_hash, mode)
+    }
+
+    fn add_streamed_with_mode(
+        &mut self,
+        m: &Member,
+        dest: &str,
+        known_hash: Option<String>,
+        mode: u32,
+    ) -> Result<()> {
         let (hash, source) = match known_hash {
             Some(h) => {
                 let open = verifying_open_fn(m.location.clone(), &h, &m.name)?;
@@ -349,7 +372,6 @@ impl<'a> Installer<'a> {
                 m.location.open_fn(),
             ),
         };
-        let mode = if m.executable { 0o755 } else { 0o644 };
         let entry = Entry {
             path: dest.trim_start_matches('/').to_string(),
             kind: EntryKind::File {
@@ -364,15 +386,20 @@ impl<'a> Installer<'a> {
         Ok(())
     }
 
-    /// A `.data/scripts` member: `#!python` shebangs point at the image interpreter.
-    fn add_script(&mut self, m: &Member, rel: &str) -> Result<()> {
+    /// A `.data/scripts` member: `#!python` shebangs point at the image
+    /// interpreter. Other scripts (e.g. native binaries) are streamed like
+    /// any member: only their first bytes are read here.
+    fn add_script(&mut self, m: &Member, rel: &str, known_hash: Option<String>) -> Result<()> {
+        let dest = format!("{}/{rel}", self.target.bin_dir.trim_end_matches('/'));
+        if !starts_with_python_shebang(&m.location)? {
+            return self.add_streamed_with_mode(m, &dest, known_hash, 0o755);
+        }
         let mut bytes = m.location.read_all()?;
         if bytes.starts_with(b"#!python") {
             let rest = bytes[b"#!python".len()..].to_vec();
             bytes = format!("#!{}", self.target.interpreter).into_bytes();
             bytes.extend_from_slice(&rest);
         }
-        let dest = format!("{}/{rel}", self.target.bin_dir.trim_end_matches('/'));
         self.add_generated(&dest, 0o755, bytes);
         Ok(())
     }

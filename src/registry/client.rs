@@ -424,30 +424,80 @@ impl Client {
 }
 
 fn build_http_client() -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .user_agent(concat!("cogpack/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(300))
         .pool_idle_timeout(Duration::from_secs(60))
-        .tcp_nodelay(true);
-    if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
-        let pem = std::fs::read(&path).map_err(|e| RegistryError::Config {
-            detail: format!(
-                "SSL_CERT_FILE={}: {e}; hint: point it at a PEM bundle or unset it",
-                std::path::Path::new(&path).display()
-            ),
+        .tcp_nodelay(true)
+        .tls_backend_preconfigured(tls_config()?)
+        .build()
+        .map_err(|e| RegistryError::Config {
+            detail: format!("cannot set up the HTTP client: {e}; hint: check SSL_CERT_FILE and the system certificates"),
+        })
+}
+
+/// The TLS settings every client of this process shares: the system
+/// certificate store plus the roots of `SSL_CERT_FILE`, loaded once per value
+/// of that variable (loading the store costs tens of milliseconds, which a
+/// no-op push would otherwise pay per client). Clients stay per runtime; only
+/// this read-only config is shared.
+fn tls_config() -> Result<rustls::ClientConfig, RegistryError> {
+    type Configs = HashMap<Option<std::ffi::OsString>, Result<rustls::ClientConfig, String>>;
+    static SHARED: std::sync::OnceLock<Mutex<Configs>> = std::sync::OnceLock::new();
+    let cert_file = std::env::var_os("SSL_CERT_FILE");
+    let mut configs = lock(SHARED.get_or_init(Default::default));
+    configs
+        .entry(cert_file.clone())
+        .or_insert_with(|| load_tls_config(cert_file.as_deref().map(std::path::Path::new)))
+        .clone()
+        .map_err(|detail| RegistryError::Config { detail })
+}
+
+fn load_tls_config(cert_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let extra_roots = match cert_file {
+        Some(path) => extra_roots(path)?,
+        None => Vec::new(),
+    };
+    let verifier =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+            .map_err(|e| {
+                format!("cannot load the system certificates: {e}; hint: check SSL_CERT_FILE and the system certificates")
+            })?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The certificates of the PEM bundle `SSL_CERT_FILE` names.
+fn extra_roots(
+    path: &std::path::Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let hint = "hint: point it at a PEM bundle or unset it";
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("SSL_CERT_FILE={}: {e}; {hint}", path.display()))?;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "SSL_CERT_FILE={}: not a PEM certificate bundle ({e:?}); {hint}",
+                path.display()
+            )
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
-            detail: format!(
-                "SSL_CERT_FILE={}: not a PEM certificate bundle ({e}); hint: point it at a PEM bundle or unset it",
-                std::path::Path::new(&path).display()
-            ),
-        })?;
-        builder = builder.tls_certs_merge(certs);
+    if certs.is_empty() {
+        return Err(format!(
+            "SSL_CERT_FILE={}: no certificate in it; {hint}",
+            path.display()
+        ));
     }
-    builder.build().map_err(|e| RegistryError::Config {
-        detail: format!("cannot set up the HTTP client: {e}; hint: check SSL_CERT_FILE and the system certificates"),
-    })
+    Ok(certs)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -34,6 +34,6 @@ pub use progress::{
 pub use pull::{FetchedManifest, PulledImage};
 pub use push::{BundlePushed, BundleWeight, BytesBlob, bundle_index};
 pub use reference::Reference;
-pub use remote::RemoteLayer;
+pub use remote::{RemoteImage, RemoteLayer};
 pub use settings::RegistrySettings;
 pub use upload::UploadOptions;

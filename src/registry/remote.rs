@@ -86,3 +86,54 @@ impl Read for StreamReader {
         Ok(n)
     }
 }
+
+/// An image in a registry: manifest and config held in memory (as pulled,
+/// digest-verified), layers streamed on demand through [`RemoteLayer`].
+/// Writing it to an OCI layout or archive is a pull.
+pub struct RemoteImage {
+    manifest: Vec<u8>,
+    media_type: String,
+    config: Vec<u8>,
+    layers: Vec<std::sync::Arc<dyn Layer>>,
+}
+
+impl RemoteImage {
+    /// The image `pulled` describes, its layers read from `pulled.source`.
+    /// Must be called inside a tokio runtime (see [`RemoteLayer::new`]).
+    pub fn new(client: &Client, pulled: &super::PulledImage) -> Self {
+        let layers = pulled
+            .layers
+            .iter()
+            .zip(&pulled.diff_ids)
+            .map(|(descriptor, diff_id)| {
+                std::sync::Arc::new(RemoteLayer::new(
+                    client.clone(),
+                    pulled.source.clone(),
+                    descriptor.clone(),
+                    diff_id.clone(),
+                )) as std::sync::Arc<dyn Layer>
+            })
+            .collect();
+        RemoteImage {
+            manifest: pulled.manifest.bytes.clone(),
+            media_type: pulled.manifest.media_type.clone(),
+            config: pulled.config_bytes.clone(),
+            layers,
+        }
+    }
+}
+
+impl crate::oci::Image for RemoteImage {
+    fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest
+    }
+    fn manifest_media_type(&self) -> &str {
+        &self.media_type
+    }
+    fn config_bytes(&self) -> &[u8] {
+        &self.config
+    }
+    fn layers(&self) -> Vec<std::sync::Arc<dyn Layer>> {
+        self.layers.clone()
+    }
+}
