@@ -149,24 +149,7 @@ pub fn assemble(
     let mut replaced: Option<PythonLayers> = None;
     for (index, step) in plan.steps.iter().enumerate() {
         let sandboxed_python = python_in_sandbox && runs_python_in_sandbox(step);
-        let mut commands = Vec::new();
-        if is_sandbox_step(step) {
-            commands.push((step.name.clone(), SandboxCommand::of_step(step)));
-        } else if sandboxed_python {
-            for what in SandboxCommand::all_of_step(step, &|name| build_context_file(step, name))? {
-                commands.push((format!("{} (in the build sandbox)", step.name), what));
-            }
-        } else if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
-            // cog's tini step installs curl first; run commands rely on it.
-            let what = SandboxCommand {
-                id: step.id.clone(),
-                line: sandbox_step::CURL_LINE.to_string(),
-                files: Vec::new(),
-                env: Vec::new(),
-            };
-            commands.push(("curl (from cog's tini step)".to_string(), what));
-        }
-        for (name, what) in commands {
+        for (name, what) in sandbox_commands(step, sandboxed_python, curl_for_runs)? {
             flush_jobs(&mut pending, &mut done, settings, store)?;
             let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
             let (layer, key) = sandbox_step::run_step(
@@ -233,6 +216,37 @@ pub fn assemble(
         layers: summaries,
         notices,
     })
+}
+
+/// The commands a step runs in the sandbox, with the layer names: its own
+/// `RUN` line; cog's `RUN` lines of a Python step the host installer could
+/// not produce (`sandboxed_python`); or, for the tini step when run items
+/// follow, the curl install cog's tini step does first.
+fn sandbox_commands(
+    step: &Step,
+    sandboxed_python: bool,
+    curl_for_runs: bool,
+) -> Result<Vec<(String, SandboxCommand)>, NativeError> {
+    if is_sandbox_step(step) {
+        return Ok(vec![(step.name.clone(), SandboxCommand::of_step(step))]);
+    }
+    if sandboxed_python {
+        let commands = SandboxCommand::all_of_step(step, &|name| build_context_file(step, name))?;
+        return Ok(commands
+            .into_iter()
+            .map(|what| (format!("{} (in the build sandbox)", step.name), what))
+            .collect());
+    }
+    if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
+        let what = SandboxCommand {
+            id: step.id.clone(),
+            line: sandbox_step::CURL_LINE.to_string(),
+            files: Vec::new(),
+            env: Vec::new(),
+        };
+        return Ok(vec![("curl (from cog's tini step)".to_string(), what)]);
+    }
+    Ok(Vec::new())
 }
 
 /// Steps that run cog's own commands in the sandbox when the host installer

@@ -559,6 +559,44 @@ mod tests {
     }
 
     #[test]
+    fn requirements_step_runs_cogs_pip_line_with_cflags_and_the_file_bound() {
+        let step = Step {
+            id: "requirements".into(),
+            name: "requirements".into(),
+            config_only: false,
+            native: crate::plan::NativeSupport::Native,
+            kind: StepKind::Requirements {
+                text: "cext==0.1.0".into(),
+                local_artifacts: Vec::new(),
+                uninstall_managed: false,
+                break_system_packages: true,
+                strip: false,
+                env: crate::plan::step::install_cflags_env(),
+            },
+        };
+        let commands =
+            SandboxCommand::all_of_step(&step, &|name| Ok(format!("<{name}>").into_bytes()))
+                .unwrap();
+        assert_eq!(commands.len(), 1);
+        let command = &commands[0];
+        assert_eq!(
+            command.line,
+            "RUN --mount=type=cache,target=/root/.cache/pip uv run pip install --break-system-packages --cache-dir /root/.cache/pip -r /tmp/requirements.txt"
+        );
+        assert_eq!(
+            command.files,
+            vec![(
+                b"<requirements.txt>".to_vec(),
+                "/tmp/requirements.txt".to_string()
+            )]
+        );
+        assert_eq!(
+            command.env,
+            vec!["CFLAGS=-O3 -funroll-loops -fno-strict-aliasing -flto -S".to_string()]
+        );
+    }
+
+    #[test]
     fn cog_apt_line_keeps_the_exact_command() {
         let (mounts, command) = parse_run_line(CURL_LINE);
         assert_eq!(mounts.len(), 1);
