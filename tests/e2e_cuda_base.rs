@@ -491,4 +491,24 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
     let (status, body) = model.predict(&json!({"text": "answer"}));
     assert_eq!(status, 200, "{body}\n{}", model.log());
     assert_eq!(body["output"], "answer 42", "{body}");
+    drop(model);
+
+    // Unchanged: the sandboxed installs and the pip freeze come from the step cache.
+    let again = world.cogpack_with(
+        &project,
+        &[
+            "build",
+            "--push",
+            "-t",
+            &world.image("test/cext:v2"),
+            "--use-cog-base-image=false",
+        ],
+        world.store.path(),
+        &env,
+    );
+    common::assert_success(&again, "second fallback build");
+    let log = stderr(&again);
+    assert!(!log.contains("Running ["), "re-executed:\n{log}");
+    let pulled_again = runner::pull(&world.image("test/cext:v2")).unwrap();
+    assert_eq!(pulled_again.manifest_digest, pulled.manifest_digest);
 }
