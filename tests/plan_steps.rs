@@ -182,6 +182,60 @@ fn native_blockers_list_every_step_that_runs_code_in_the_image() {
 }
 
 #[test]
+fn path_b_is_native_when_the_sandbox_runs() {
+    let yaml = "build:\n  gpu: true\n  python_version: \"3.11\"\n  python_packages: [\"numpy==2.1.3\"]\npredict: predict.py:Predictor\n";
+    let plan = plan_of(
+        yaml,
+        PlanOptions {
+            sandbox: true,
+            ..no_cog_base()
+        },
+    );
+    assert_eq!(plan.base.path, BasePath::NvidiaCuda);
+    assert!(
+        plan.native_blockers().is_empty(),
+        "{:?}",
+        plan.native_blockers()
+    );
+    for id in ["python-prerequisites", "python-install"] {
+        assert_eq!(
+            plan.step(id).map(|s| &s.native),
+            Some(&plan::NativeSupport::Native),
+            "{id}"
+        );
+    }
+    for id in ["requirements", "cog-runtime"] {
+        match plan.step(id).map(|s| &s.native) {
+            Some(plan::NativeSupport::Substituted { how }) => {
+                assert!(how.contains("uv-managed Python"), "{id}: {how}")
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    // The sandbox runs cog's exact F7 line.
+    let install = plan.step("python-install").unwrap();
+    let lines = cogpack::backend::docker::step_instructions(install);
+    assert_eq!(
+        lines[0],
+        "RUN uv python install 3.11 && \\\n\tln -sf $(uv python find 3.11) /usr/bin/python3 && \\\n\tln -sf $(uv python find 3.11) /usr/local/bin/python"
+    );
+    let stripped = plan_of(
+        yaml,
+        PlanOptions {
+            sandbox: true,
+            strip: true,
+            ..no_cog_base()
+        },
+    );
+    let ids: Vec<&str> = stripped
+        .native_blockers()
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["requirements", "cog-runtime"]);
+}
+
+#[test]
 fn cog_base_plan_without_commands_is_fully_native() {
     let yaml = "build:\n  python_version: \"3.12\"\n  python_packages: [\"numpy==2.1.3\"]\npredict: predict.py:Predictor\nenvironment: [\"HF_HOME=/src/hf\"]\n";
     let plan = plan_of(yaml, PlanOptions::default());

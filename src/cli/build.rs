@@ -102,7 +102,8 @@ pub fn run_build(
     let weights_json = super::weights::runtime_manifest(project)?;
     status(args, &format!("Using base image {}", plan.base.reference));
     let base = resolve_base(&plan, args, &client, &store, &runtime)?;
-    let python = resolve_python(&plan, &base.image, args, env, &store)?;
+    let python_settings = python_settings(args, env, &store);
+    let python = resolve_python(&plan, &base.image, args, &python_settings)?;
     let cog_version = installed_cog_version(python.as_ref());
     let schema = project::schema(project, &args.plan, env, &cog_version, true)?;
     let generated = GeneratedInputs {
@@ -111,6 +112,7 @@ pub fn run_build(
         extra_labels: extra_labels(args, push_target, &cog_version),
     };
     let mut settings = native_settings(args, env, project)?;
+    settings.python = Some(python_settings);
     settings.base_blobs = base.source.clone().map(|reference| {
         native::SharedBlobs(Arc::new(crate::sandbox::registry::RegistryBlobs::new(
             client.clone(),
@@ -256,14 +258,8 @@ fn resolve_base(
     })
 }
 
-/// Resolves, fetches and installs the Python packages.
-fn resolve_python(
-    plan: &BuildPlan,
-    base: &BaseImage,
-    args: &BuildArgs,
-    env: &Environment,
-    store: &Store,
-) -> Result<Option<PythonLayers>, CliError> {
+/// Index, lock mode, cache and uv of the Python install.
+fn python_settings(args: &BuildArgs, env: &Environment, store: &Store) -> PythonSettings {
     let mode = if args.offline {
         LockMode::Offline
     } else if args.locked {
@@ -282,19 +278,28 @@ fn resolve_python(
             .unwrap_or_default(),
         netrc: env.get("NETRC").map(Into::into),
     };
-    let settings = PythonSettings {
+    PythonSettings {
         index,
         mode,
         cache_dir: native::python_cache_dir(store),
         uv: env.get("COGPACK_UV").map(Into::into),
-    };
+    }
+}
+
+/// Resolves, fetches and installs the Python packages.
+fn resolve_python(
+    plan: &BuildPlan,
+    base: &BaseImage,
+    args: &BuildArgs,
+    settings: &PythonSettings,
+) -> Result<Option<PythonLayers>, CliError> {
     let quiet = args.progress == ProgressArg::Quiet;
     let progress = move |event: &FetchEvent| {
         if !quiet && let FetchEvent::Started { name, .. } = event {
             eprintln!("Downloading {name}");
         }
     };
-    native::resolve_python(plan, base, &settings, &progress)
+    native::resolve_python(plan, base, settings, &progress)
         .map_err(|e| CliError::plain(format!("image build failed: {e}")))
 }
 
@@ -355,6 +360,7 @@ fn native_settings(
         no_cache: args.no_cache,
         base_blobs: None,
         quiet_steps: args.progress == ProgressArg::Quiet,
+        python: None,
     })
 }
 

@@ -199,6 +199,10 @@ pub struct BuildPlan {
     pub secrets: Vec<SecretSpec>,
     /// Warnings for the user (deprecations, fallbacks, overridden packages, …).
     pub warnings: Vec<String>,
+    /// The build sandbox was available when planning ([`PlanOptions::sandbox`]):
+    /// requirements the host installer refuses run in it with cog's command.
+    #[serde(skip)]
+    pub sandbox: bool,
 }
 
 /// A native build refused because some steps need the Docker backend.
@@ -427,6 +431,7 @@ pub fn plan_with_inputs(
         image,
         secrets: options.secrets.clone(),
         warnings,
+        sandbox: options.sandbox,
     })
 }
 
@@ -475,17 +480,34 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
     };
     // Run in the build sandbox over the image's own layers: the real command.
     let sandboxed = || NativeSupport::Native;
+    // Said of the requirements step when the sandbox can take over.
+    let fallback = if context.options.sandbox {
+        format!("; {}", step::REQUIREMENTS_SANDBOX_FALLBACK)
+    } else {
+        String::new()
+    };
     let python_installs = |what: &str| {
-        if context.base.path == BasePath::NvidiaCuda {
-            unsupported(&format!(
-                "{what} on an nvidia/cuda base need the uv-installed Python, which the native engine cannot install yet"
-            ))
-        } else if context.options.strip {
+        let fallback = if what == "requirements" {
+            fallback.as_str()
+        } else {
+            ""
+        };
+        if context.options.strip {
             unsupported("--strip runs `strip` inside the image")
+        } else if context.base.path == BasePath::NvidiaCuda && !context.options.sandbox {
+            unsupported(&needs_sandbox(&format!(
+                "{what} go into the Python that `uv python install` puts"
+            )))
+        } else if context.base.path == BasePath::NvidiaCuda {
+            NativeSupport::Substituted {
+                how: format!(
+                    "{what} are installed on the host for linux/amd64 with uv into the uv-managed Python of the python-install step (found by reading its /usr/local/bin/python link) and added as a layer{fallback}"
+                ),
+            }
         } else {
             NativeSupport::Substituted {
                 how: format!(
-                    "{what} are installed on the host for linux/amd64 with uv and added as a layer"
+                    "{what} are installed on the host for linux/amd64 with uv and added as a layer{fallback}"
                 ),
             }
         }
@@ -512,8 +534,12 @@ fn native_support(context: &Context, kind: &StepKind) -> NativeSupport {
         StepKind::CaCert { .. } => unsupported(&needs_sandbox("runs update-ca-certificates")),
         StepKind::SystemPackages { .. } if context.options.sandbox => sandboxed(),
         StepKind::SystemPackages { .. } => unsupported(&needs_sandbox("runs apt-get")),
-        StepKind::PythonPrerequisites { .. } => unsupported("runs apt-get inside the image"),
-        StepKind::PythonInstall { .. } => unsupported("runs `uv python install` inside the image"),
+        StepKind::PythonPrerequisites { .. } if context.options.sandbox => sandboxed(),
+        StepKind::PythonPrerequisites { .. } => unsupported(&needs_sandbox("runs apt-get")),
+        StepKind::PythonInstall { .. } if context.options.sandbox => sandboxed(),
+        StepKind::PythonInstall { .. } => {
+            unsupported(&needs_sandbox("runs `uv python install`"))
+        }
         StepKind::Requirements { .. } => python_installs("requirements"),
         StepKind::CogRuntime { .. } => python_installs("cog runtime wheels"),
         StepKind::Precompile => unsupported("--precompile runs compileall inside the image"),

@@ -25,6 +25,10 @@ pub const CA_CERT_FILE_NAME: &str = "cog-ca-cert.crt";
 /// The system certificate bundle path after `update-ca-certificates`.
 pub const SYSTEM_CERT_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// What the plan says of the requirements step when the build sandbox is
+/// available: the host installer's refusal is not the end.
+pub const REQUIREMENTS_SANDBOX_FALLBACK: &str = "if the host installer refuses a package that must be compiled from source, cog's own pip command (and the cog runtime install and ldconfig after it) runs in the build sandbox instead";
+
 /// apt packages cog installs before the uv-managed Python of an nvidia/cuda base.
 pub const PYTHON_PREREQUISITE_PACKAGES: [&str; 5] =
     ["wget", "curl", "xz-utils", "git", "ca-certificates"];

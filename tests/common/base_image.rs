@@ -8,10 +8,13 @@
 //!   tini-static) and `uv`/`uvx` in /usr/local/bin, `ENTRYPOINT ["/sbin/tini","--"]`, cog's four
 //!   preamble env vars and `UV_SYSTEM_PYTHON=true`. It stands in for `r8.im/cog-base:python3.11`
 //!   through a registry mirror.
+//! * `nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04` — a Debian bookworm minbase rootfs without
+//!   Python (only the shared libraries a relocated CPython needs) and the CUDA image's env, for
+//!   cog's path B; built into its own layout ([`push_nvidia_cuda`]).
 //!
-//! Both live in one OCI layout cached under [`super::cache_dir`], keyed by a hash of every
-//! input; concurrent test processes serialise the build with a file lock. Pushing copies the
-//! cached layout to a test registry with skopeo.
+//! The first two live in one OCI layout cached under [`super::cache_dir`], keyed by a hash of
+//! every input; concurrent test processes serialise the build with a file lock. Pushing copies
+//! the cached layout to a test registry with skopeo.
 
 use super::{cache_dir, deterministic_tar, run_ok};
 use sha2::{Digest, Sha256};
@@ -289,4 +292,137 @@ fn stage_cog_base_extras(work: &Path, extras: &Path) {
         fs::copy(uv_prefix.join("bin").join(tool), bin.join(tool))
             .unwrap_or_else(|e| panic!("copy {tool} from the uv wheel: {e}"));
     }
+}
+
+/// Repository and tag of the `nvidia/cuda` stand-in inside a test registry: the tag cog's
+/// plan picks for a GPU model that pins no torch or TensorFlow (CUDA 11.8).
+pub const NVIDIA_CUDA: &str = "nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04";
+
+/// Layout tag of the `nvidia/cuda` stand-in (in its own layout, so the other stand-ins keep
+/// their cache key).
+const NVIDIA_CUDA_LAYOUT_TAG: &str = "nvidia-cuda-11.8";
+/// Bumped whenever the `nvidia/cuda` stand-in's recipe changes.
+const NVIDIA_CUDA_RECIPE: &str = "nvidia-cuda-stand-in-v1";
+/// No Python: the shared libraries a relocated CPython 3.11 (Debian's build) and its
+/// extension modules load, which the real CUDA devel images also carry.
+const NVIDIA_CUDA_PACKAGES: &str =
+    "libexpat1,libssl3,libffi8,libsqlite3-0,libbz2-1.0,liblzma5,libuuid1,zlib1g";
+const NVIDIA_CUDA_ENV: &[&str] = &[
+    "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "NVIDIA_VISIBLE_DEVICES=all",
+    "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+    "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+    "CUDA_VERSION=11.8.0",
+];
+
+/// Pushes the `nvidia/cuda` stand-in (a Debian minbase rootfs without Python, with the CUDA
+/// image's env) to the registry at `registry_host` as [`NVIDIA_CUDA`].
+pub fn push_nvidia_cuda(registry_host: &str) -> PushedImage {
+    let layout = nvidia_cuda_layout();
+    let reference = format!("{registry_host}/{NVIDIA_CUDA}");
+    let scratch = tempfile::tempdir().expect("temp dir for digest file");
+    let digest_file = scratch.path().join("digest");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false", "--digestfile"])
+            .arg(&digest_file)
+            .arg(format!("oci:{}:{NVIDIA_CUDA_LAYOUT_TAG}", layout.display()))
+            .arg(format!("docker://{reference}")),
+    );
+    let digest = fs::read_to_string(&digest_file).expect("skopeo wrote the digest file");
+    PushedImage {
+        reference,
+        digest: digest.trim().to_string(),
+    }
+}
+
+/// The cached OCI layout holding the `nvidia/cuda` stand-in, built on first use.
+fn nvidia_cuda_layout() -> PathBuf {
+    let mut hasher = Sha256::new();
+    for part in [
+        NVIDIA_CUDA_RECIPE,
+        DEBIAN_SUITE,
+        NVIDIA_CUDA_PACKAGES,
+        SOURCE_DATE_EPOCH,
+        CREATED,
+        &NVIDIA_CUDA_ENV.join("\n"),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let key = hex::encode(hasher.finalize())[..16].to_string();
+    let finished = cache_dir().join(format!("cuda-base-{key}"));
+    if finished.join("oci/index.json").exists() {
+        return finished.join("oci");
+    }
+    let lock_path = cache_dir().join(format!("cuda-base-{key}.lock"));
+    let lock = File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("create lock {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
+    if !finished.join("oci/index.json").exists() {
+        build_nvidia_cuda_into(&finished);
+    }
+    finished.join("oci")
+}
+
+fn build_nvidia_cuda_into(finished: &Path) {
+    let scratch = tempfile::Builder::new()
+        .prefix("cuda-base-build.")
+        .tempdir_in(cache_dir())
+        .expect("create base build dir");
+    let work = scratch.path();
+    let rootfs_tar = work.join("rootfs.tar");
+    run_ok(
+        Command::new("mmdebstrap")
+            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+            .stdin(Stdio::null())
+            .args(["--quiet", "--variant=minbase", "--format=tar"])
+            .arg(format!("--include={NVIDIA_CUDA_PACKAGES}"))
+            .args([
+                "--dpkgopt=path-exclude=/usr/share/man/*",
+                "--dpkgopt=path-exclude=/usr/share/locale/*",
+                "--dpkgopt=path-exclude=/usr/share/doc/*",
+                "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+            ])
+            .arg(DEBIAN_SUITE)
+            .arg(&rootfs_tar),
+    );
+    let layout = work.join("oci");
+    let image = format!("{}:{NVIDIA_CUDA_LAYOUT_TAG}", layout.display());
+    run_ok(
+        Command::new("umoci")
+            .args(["init", "--layout"])
+            .arg(&layout),
+    );
+    run_ok(Command::new("umoci").args(["new", "--image", &image]));
+    run_ok(
+        Command::new("umoci")
+            .args(["raw", "add-layer", "--image", &image])
+            .args(["--history.created", CREATED])
+            .args([
+                "--history.created_by",
+                "mmdebstrap minbase, no python (nvidia/cuda stand-in)",
+            ])
+            .arg(&rootfs_tar),
+    );
+    let mut config = Command::new("umoci");
+    config
+        .args(["config", "--image", &image, "--no-history"])
+        .args([
+            "--os",
+            "linux",
+            "--architecture",
+            "amd64",
+            "--created",
+            CREATED,
+        ])
+        .args(["--config.cmd", "/bin/bash"]);
+    for env in NVIDIA_CUDA_ENV {
+        config.args(["--config.env", env]);
+    }
+    run_ok(&mut config);
+    fs::remove_file(&rootfs_tar).expect("remove rootfs tar");
+    let _ = fs::remove_dir_all(finished);
+    fs::rename(scratch.keep(), finished).expect("move finished stand-in layout into place");
 }

@@ -9,9 +9,13 @@
 mod python_step;
 mod sandbox_step;
 
-pub use python_step::{PythonSettings, python_target, resolve_python};
+pub use python_step::{
+    PythonSettings, install_python, python_target, requirements_in_sandbox, resolve_python,
+    uv_managed_target, uv_python_version,
+};
 pub use sandbox_step::{
-    CURL_LINE, RunFlagMount, SandboxCommand, SharedBlobs, is_sandbox_step, parse_run_line,
+    CURL_LINE, FORWARDED_PROXY_ENV, KEYED_FORWARDED_ENV, RunFlagMount, SandboxCommand, SharedBlobs,
+    is_sandbox_step, parse_run_line,
 };
 
 use crate::layer::fetch::{FixedFile, fetch_fixed_file, generated_file};
@@ -69,6 +73,10 @@ pub struct NativeSettings {
     pub base_blobs: Option<SharedBlobs>,
     /// Do not print sandbox progress and command output.
     pub quiet_steps: bool,
+    /// How Python packages were resolved; on an nvidia/cuda base (path B)
+    /// they are installed again, from the lock and the wheel cache only,
+    /// into the Python the python-install step put into the image.
+    pub python: Option<PythonSettings>,
 }
 
 /// Bytes the build adds that are computed outside the plan.
@@ -122,7 +130,11 @@ pub fn assemble(
     store: &Store,
 ) -> Result<NativeImage, NativeError> {
     let mut notices = Vec::new();
-    if plan.steps.iter().any(is_sandbox_step) {
+    // The host installer refused the requirements: cog's pip command, the
+    // runtime install and ldconfig run in the sandbox (`python` holds the
+    // cog runtime alone, for the uv binaries and the version).
+    let python_in_sandbox = python.is_some_and(requirements_in_sandbox);
+    if python_in_sandbox || plan.steps.iter().any(is_sandbox_step) {
         crate::sandbox::check_available(&crate::sandbox::scratch_dir(store))?;
     }
     let mut pending: Vec<NamedJob> = Vec::new();
@@ -132,29 +144,36 @@ pub fn assemble(
         .steps
         .iter()
         .any(|s| matches!(s.kind, StepKind::RunCommand { .. }) && is_sandbox_step(s));
+    // What the steps after this point see as the installed Python: path B's
+    // install into the uv-managed Python, or the sandbox's `pip freeze`.
+    let mut replaced: Option<PythonLayers> = None;
     for (index, step) in plan.steps.iter().enumerate() {
-        let mut commands = Vec::new();
-        if is_sandbox_step(step) {
-            commands.push((step.name.clone(), SandboxCommand::of_step(step)));
-        } else if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
-            // cog's tini step installs curl first; run commands rely on it.
-            let what = SandboxCommand {
-                id: step.id.clone(),
-                line: sandbox_step::CURL_LINE.to_string(),
-                files: Vec::new(),
-            };
-            commands.push(("curl (from cog's tini step)".to_string(), what));
-        }
-        for (name, what) in commands {
+        let sandboxed_python = python_in_sandbox && runs_python_in_sandbox(step);
+        for (name, what) in sandbox_commands(step, sandboxed_python, curl_for_runs)? {
             flush_jobs(&mut pending, &mut done, settings, store)?;
             let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
             let (layer, key) = sandbox_step::run_step(
                 plan, index, &what, &base, &below, &step_keys, settings, store,
             )?;
             step_keys.push(key);
+            if matches!(step.kind, StepKind::PythonInstall { .. }) && !python_in_sandbox {
+                replaced = Some(install_into_uv_python(
+                    plan, &base, &layer, python, settings, store,
+                )?);
+            }
             done.push((name, what.line, layer));
         }
-        if !is_sandbox_step(step) {
+        if sandboxed_python && matches!(step.kind, StepKind::CogRuntime { .. }) {
+            let below: Vec<_> = done.iter().map(|(_, _, l)| l.record.clone()).collect();
+            let freeze =
+                sandbox_pip_freeze(plan, index, &base, &below, &step_keys, settings, store)?;
+            replaced = python.cloned().map(|mut layers| {
+                layers.pip_freeze = freeze;
+                layers
+            });
+        }
+        let python = replaced.as_ref().or(python);
+        if !is_sandbox_step(step) && !sandboxed_python {
             pending.extend(step_jobs(
                 plan,
                 step,
@@ -184,7 +203,7 @@ pub fn assemble(
             cached: layer.cached,
         })
         .collect();
-    let config = image_config(plan, &base, python, generated)?;
+    let config = image_config(plan, &base, replaced.as_ref().or(python), generated)?;
     let spec = ImageSpec {
         base,
         layers,
@@ -197,6 +216,183 @@ pub fn assemble(
         layers: summaries,
         notices,
     })
+}
+
+/// The commands a step runs in the sandbox, with the layer names: its own
+/// `RUN` line; cog's `RUN` lines of a Python step the host installer could
+/// not produce (`sandboxed_python`); or, for the tini step when run items
+/// follow, the curl install cog's tini step does first.
+fn sandbox_commands(
+    step: &Step,
+    sandboxed_python: bool,
+    curl_for_runs: bool,
+) -> Result<Vec<(String, SandboxCommand)>, NativeError> {
+    if is_sandbox_step(step) {
+        return Ok(vec![(step.name.clone(), SandboxCommand::of_step(step))]);
+    }
+    if sandboxed_python {
+        let commands = SandboxCommand::all_of_step(step, &|name| build_context_file(step, name))?;
+        return Ok(commands
+            .into_iter()
+            .map(|what| (format!("{} (in the build sandbox)", step.name), what))
+            .collect());
+    }
+    if curl_for_runs && matches!(step.kind, StepKind::Tini { .. }) {
+        let what = SandboxCommand {
+            id: step.id.clone(),
+            line: sandbox_step::CURL_LINE.to_string(),
+            files: Vec::new(),
+            env: Vec::new(),
+        };
+        return Ok(vec![("curl (from cog's tini step)".to_string(), what)]);
+    }
+    Ok(Vec::new())
+}
+
+/// Steps that run cog's own commands in the sandbox when the host installer
+/// refused the requirements.
+fn runs_python_in_sandbox(step: &Step) -> bool {
+    matches!(
+        step.kind,
+        StepKind::Requirements { .. } | StepKind::CogRuntime { .. } | StepKind::Ldconfig
+    )
+}
+
+/// The bytes of a file cog's Dockerfile copies from its build context
+/// (`.cog/build/`) in a Python step: `requirements.txt` or a runtime wheel.
+fn build_context_file(step: &Step, name: &str) -> Result<Vec<u8>, NativeError> {
+    match &step.kind {
+        StepKind::Requirements { text, .. } if name == "requirements.txt" => {
+            Ok(format!("{text}\n").into_bytes())
+        }
+        StepKind::CogRuntime { installs, .. } => {
+            let path = installs
+                .iter()
+                .find(|install| install.staged_file_name().as_deref() == Some(name))
+                .and_then(|install| match &install.source {
+                    crate::plan::WheelSource::File { path } => Some(path.clone()),
+                    _ => None,
+                })
+                .ok_or_else(|| unknown_context_file(step, name))?;
+            std::fs::read(&path).map_err(|source| {
+                NativeError::Layer(LayerError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            })
+        }
+        _ => Err(unknown_context_file(step, name)),
+    }
+}
+
+fn unknown_context_file(step: &Step, name: &str) -> NativeError {
+    NativeError::Unsupported(format!(
+        "step [{}] copies {name} from cog's build context, which the build sandbox cannot provide\nhint: build with --backend docker",
+        step.id
+    ))
+}
+
+/// Where the sandboxed `pip freeze` writes its output (in a throw-away layer).
+const PIP_FREEZE_FILE: &str = "cogpack-pip-freeze.txt";
+
+/// `python -m pip freeze` in the image as it stands after the sandboxed
+/// Python installs (cog computes the `run.cog.pip_freeze` label the same way
+/// on the finished image). The layer it writes only carries the output: it
+/// is read and not added to the image.
+#[allow(clippy::too_many_arguments)]
+fn sandbox_pip_freeze(
+    plan: &BuildPlan,
+    index: usize,
+    base: &BaseImage,
+    below: &[crate::oci::store::LayerRecord],
+    earlier_keys: &[String],
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<String, NativeError> {
+    let what = SandboxCommand {
+        id: "pip-freeze".to_string(),
+        line: format!("RUN python -m pip freeze > /{PIP_FREEZE_FILE}"),
+        files: Vec::new(),
+        env: Vec::new(),
+    };
+    let (layer, _) = sandbox_step::run_step(
+        plan,
+        index + 1,
+        &what,
+        base,
+        below,
+        earlier_keys,
+        settings,
+        store,
+    )?;
+    let layer_ref = crate::sandbox::LayerRef {
+        descriptor: layer.record.descriptor(),
+        diff_id: layer.record.diff_id.clone(),
+    };
+    let (dirs, _) = crate::sandbox::ensure_layers(
+        store,
+        std::slice::from_ref(&layer_ref),
+        &crate::sandbox::StoreBlobs(store.clone()),
+        &|_| {},
+    )?;
+    let path = dirs[0].join(PIP_FREEZE_FILE);
+    std::fs::read_to_string(&path).map_err(|source| {
+        NativeError::Layer(LayerError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+    })
+}
+
+/// Path B: finds the interpreter in the python-install step's layer and
+/// installs the plan's packages into it from the lock and the wheel cache
+/// the first phase ([`resolve_python`]) filled.
+fn install_into_uv_python(
+    plan: &BuildPlan,
+    base: &BaseImage,
+    layer: &BuiltLayer,
+    python: Option<&PythonLayers>,
+    settings: &NativeSettings,
+    store: &Store,
+) -> Result<PythonLayers, NativeError> {
+    let python_settings = settings.python.as_ref().ok_or_else(|| {
+        NativeError::Unsupported(
+            "the native engine was not given the Python settings needed on an nvidia/cuda base"
+                .to_string(),
+        )
+    })?;
+    if python.is_none() {
+        return Err(NativeError::Unsupported(
+            "the python-install step ran but no Python packages were resolved".to_string(),
+        ));
+    }
+    let layer_ref = crate::sandbox::LayerRef {
+        descriptor: layer.record.descriptor(),
+        diff_id: layer.record.diff_id.clone(),
+    };
+    let quiet = settings.quiet_steps;
+    let progress = |text: &str| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    let (dirs, _) = crate::sandbox::ensure_layers(
+        store,
+        std::slice::from_ref(&layer_ref),
+        &crate::sandbox::StoreBlobs(store.clone()),
+        &progress,
+    )?;
+    let target = uv_managed_target(&dirs[0], &python_target(plan, base)?)?;
+    progress(&format!(
+        "Installing Python packages into {} (site-packages {})",
+        target.interpreter, target.site_packages
+    ));
+    let offline = PythonSettings {
+        mode: crate::python::LockMode::Offline,
+        ..python_settings.clone()
+    };
+    install_python(plan, target, &offline, &|_| {})?
+        .ok_or_else(|| NativeError::Unsupported("the plan installs no Python packages".to_string()))
 }
 
 /// Builds the pending layer jobs (in parallel) and appends them to `done`

@@ -1,7 +1,10 @@
-//! Plan steps that run commands (`build.run` items, `system_packages`),
-//! executed in the build sandbox over the layers below them and cached like
-//! BuildKit: a step is reused when its parent chain, command line,
-//! environment, working directory and secret ids are unchanged.
+//! Plan steps that run commands (`build.run` items, `system_packages`, the
+//! CA certificate, and on nvidia/cuda bases cog's Python prerequisites and
+//! `uv python install`), executed in the build sandbox over the layers below
+//! them and cached like BuildKit: a step is reused when its parent chain,
+//! command line, environment, working directory and secret ids are
+//! unchanged. A documented set of host variables (proxies, uv's Python
+//! download mirror) is passed in without reaching a layer.
 
 use super::{NativeError, NativeSettings, base_env};
 use crate::layer::{BuiltLayer, build_layer};
@@ -32,7 +35,11 @@ impl std::fmt::Debug for SharedBlobs {
 pub fn is_sandbox_step(step: &Step) -> bool {
     matches!(
         step.kind,
-        StepKind::RunCommand { .. } | StepKind::SystemPackages { .. } | StepKind::CaCert { .. }
+        StepKind::RunCommand { .. }
+            | StepKind::SystemPackages { .. }
+            | StepKind::CaCert { .. }
+            | StepKind::PythonPrerequisites { .. }
+            | StepKind::PythonInstall { .. }
     ) && step.native.is_native()
 }
 
@@ -109,6 +116,9 @@ pub struct SandboxCommand {
     /// Files bound read-only during the run only, as `(content, target)`;
     /// their content is part of the cache key (they are not secrets).
     pub files: Vec<(Vec<u8>, String)>,
+    /// `KEY=VALUE` set by `ENV` lines of the same step before this `RUN`
+    /// (e.g. cog's `CFLAGS` around pip installs); they win over the image env.
+    pub env: Vec<String>,
 }
 
 impl SandboxCommand {
@@ -133,7 +143,46 @@ impl SandboxCommand {
             id: step.id.clone(),
             line,
             files,
+            env: Vec::new(),
         }
+    }
+
+    /// Every `RUN` of a step whose Dockerfile lines also `COPY` files from
+    /// cog's build context and set `ENV`s between the `RUN`s (the
+    /// requirements and cog runtime installs): the copies become read-only
+    /// binds (`files` maps a build-context name to its bytes), the `ENV`s
+    /// the environment of the `RUN`s after them.
+    pub fn all_of_step(
+        step: &Step,
+        files: &dyn Fn(&str) -> Result<Vec<u8>, NativeError>,
+    ) -> Result<Vec<SandboxCommand>, NativeError> {
+        let mut bound: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut env: Vec<String> = Vec::new();
+        let mut commands = Vec::new();
+        for line in crate::backend::docker::step_instructions(step) {
+            if let Some(copy) = line.strip_prefix("COPY --from=cog_build ") {
+                let (name, target) = copy.split_once(' ').unwrap_or((copy, ""));
+                bound.push((files(name)?, target.to_string()));
+            } else if let Some(assignment) = line.strip_prefix("ENV ") {
+                let (key, value) = assignment.split_once('=').unwrap_or((assignment, ""));
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(value);
+                env.retain(|kv| kv.split_once('=').map(|(k, _)| k) != Some(key));
+                if !value.is_empty() {
+                    env.push(format!("{key}={value}"));
+                }
+            } else if line.starts_with("RUN ") {
+                commands.push(SandboxCommand {
+                    id: step.id.clone(),
+                    line,
+                    files: bound.clone(),
+                    env: env.clone(),
+                });
+            }
+        }
+        Ok(commands)
     }
 }
 
@@ -156,12 +205,23 @@ pub fn run_step(
     let line = &what.line;
     let (mounts, command) = parse_run_line(line);
     let chain = parent_chain(base, below)?;
-    let env = step_env(plan, step_index, base);
+    let mut env = step_env(plan, step_index, base);
     let workdir = base_workdir(base);
     let mut key_line = line.clone();
     for (content, target) in &what.files {
         let digest = hex::encode(Sha256::digest(content));
         key_line.push_str(&format!("\nfile:{target}:{digest}"));
+    }
+    for kv in &what.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        env.retain(|existing| existing.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(kv.clone());
+    }
+    for (name, value) in forwarded_env(&env) {
+        if KEYED_FORWARDED_ENV.contains(&name) {
+            key_line.push_str(&format!("\nforwarded:{name}={value}"));
+        }
+        env.push(format!("{name}={value}"));
     }
     let key = cache_key(&chain, earlier_keys, &key_line, &env, &workdir, settings);
     if !settings.no_cache
@@ -296,6 +356,46 @@ fn step_env(plan: &BuildPlan, step_index: usize, base: &BaseImage) -> Vec<String
         }
     }
     env
+}
+
+/// Host variables passed into every sandbox step when set, like BuildKit's
+/// predefined proxy build args: they reach the command but never a layer or
+/// the image config. Proxies do not change what a step produces, so (as in
+/// BuildKit) they stay out of the cache key.
+pub const FORWARDED_PROXY_ENV: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Host variables passed into every sandbox step when set that choose what
+/// `uv python install` downloads (a python-build-standalone mirror, or a
+/// downloads list with URLs and SHA-256s): forwarded like the proxies, and
+/// part of the cache key because they can change the result.
+pub const KEYED_FORWARDED_ENV: [&str; 2] =
+    ["UV_PYTHON_INSTALL_MIRROR", "UV_PYTHON_DOWNLOADS_JSON_URL"];
+
+/// The forwarded host variables that are set, non-empty and not already set
+/// by the image at this step (the image's own value wins).
+fn forwarded_env(step_env: &[String]) -> Vec<(&'static str, String)> {
+    FORWARDED_PROXY_ENV
+        .iter()
+        .chain(KEYED_FORWARDED_ENV.iter())
+        .filter(|name| {
+            !step_env
+                .iter()
+                .any(|kv| kv.split_once('=').is_some_and(|(k, _)| k == **name))
+        })
+        .filter_map(|name| {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+            Some((*name, value))
+        })
+        .collect()
 }
 
 /// Docker's PATH for containers whose image sets none.
@@ -456,6 +556,44 @@ mod tests {
         let (mounts, command) = parse_run_line("RUN echo --mount=not-a-flag");
         assert!(mounts.is_empty());
         assert_eq!(command, "echo --mount=not-a-flag");
+    }
+
+    #[test]
+    fn requirements_step_runs_cogs_pip_line_with_cflags_and_the_file_bound() {
+        let step = Step {
+            id: "requirements".into(),
+            name: "requirements".into(),
+            config_only: false,
+            native: crate::plan::NativeSupport::Native,
+            kind: StepKind::Requirements {
+                text: "cext==0.1.0".into(),
+                local_artifacts: Vec::new(),
+                uninstall_managed: false,
+                break_system_packages: true,
+                strip: false,
+                env: crate::plan::step::install_cflags_env(),
+            },
+        };
+        let commands =
+            SandboxCommand::all_of_step(&step, &|name| Ok(format!("<{name}>").into_bytes()))
+                .unwrap();
+        assert_eq!(commands.len(), 1);
+        let command = &commands[0];
+        assert_eq!(
+            command.line,
+            "RUN --mount=type=cache,target=/root/.cache/pip uv run pip install --break-system-packages --cache-dir /root/.cache/pip -r /tmp/requirements.txt"
+        );
+        assert_eq!(
+            command.files,
+            vec![(
+                b"<requirements.txt>".to_vec(),
+                "/tmp/requirements.txt".to_string()
+            )]
+        );
+        assert_eq!(
+            command.env,
+            vec!["CFLAGS=-O3 -funroll-loops -fno-strict-aliasing -flto -S".to_string()]
+        );
     }
 
     #[test]
