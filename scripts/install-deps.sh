@@ -19,6 +19,9 @@ DEBIAN_PACKAGES=(
   golang-go             # reference Go tar writer for the weights byte-compatibility test
   zstd openssl          # baselines and checks in layer and TLS tests
   nodejs                # runs @balena/dockerignore for the .dockerignore conformance test
+  uidmap                # newuidmap/newgidmap for the rootless (user namespace) sandbox tests
+  python3.11            # relocated into a python-build-standalone-shaped archive (nvidia/cuda path test)
+  passwd util-linux     # useradd and setpriv: the rootless tests run cogpack as a normal user
 )
 # PyPI tools, pinned.
 UV_VERSION=0.13.9

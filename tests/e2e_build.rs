@@ -12,15 +12,6 @@ use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Pulls `reference`, serves it and returns the prediction for `input`.
-fn predict(reference: &str, input: serde_json::Value) -> (u16, serde_json::Value) {
-    let pulled = runner::pull(reference).unwrap_or_else(|e| panic!("pull {reference}: {e}"));
-    let model = pulled
-        .run(&RunOptions::default())
-        .unwrap_or_else(|e| panic!("run {reference}: {e}"));
-    model.predict(&input)
-}
-
 #[test]
 fn hello_world_on_python_slim_serves_a_prediction() {
     let world = World::new();
