@@ -62,7 +62,7 @@ pub enum StoreError {
     },
     /// A recipe-backed blob could not be written back.
     #[error(
-        "cannot write layer {digest} from the files it was built from: {detail}; hint: run the build again (cogpack build) to rebuild it"
+        "cannot write layer {digest} from the files it was built from: {detail}; hint: run the build again (cogpack build; add --no-cache if files were put back with their old times)"
     )]
     Regenerate {
         /// The blob.
