@@ -99,18 +99,7 @@ fn uncompressed_layers_are_hashed_at_build_and_written_when_pushed() {
     let world = World::new();
     let (_dir, project) = project_copy("fixtures/e2e/hello");
     let image = world.image("test/hello-raw:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-            "--compression",
-            "none",
-        ],
-    );
+    let output = world.build_push_slim_with(&project, &image, &["--compression", "none"], &[]);
     assert_success(&output, "cogpack build --push --compression none");
     // The source tree's layer was kept as a recipe, then written for the push.
     let recipes = world.store.path().join("recipes");
