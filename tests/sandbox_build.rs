@@ -7,7 +7,9 @@ mod common;
 use common::cogpack::{self as cogpack, World};
 use common::file_server::FileServer;
 use common::runner::{self, RunOptions};
-use common::sandbox::{assert_libyaml_prediction, assert_no_sandbox_leftovers};
+use common::sandbox::{
+    assert_libyaml_prediction, assert_no_sandbox_leftovers, check_apt_build, check_failed_run_item,
+};
 use common::{assert_success, stderr};
 use serde_json::json;
 use std::io::Read;
@@ -196,10 +198,7 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
     .unwrap();
     let image = world.image("test/fails:v1");
     let output = world.build_push_slim(&project, &image);
-    assert!(!output.status.success(), "build must fail");
-    let log = stderr(&output);
-    assert!(log.contains("exited with code 2"), "{log}");
-    assert!(log.contains("about-to-fail"), "{log}");
+    let log = check_failed_run_item(&output, 2);
     assert!(log.contains("No such file or directory"), "{log}");
     assert!(!log.contains("not-reached"), "{log}");
     assert!(
@@ -218,17 +217,11 @@ fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
     let (_dir, project) = project("apt");
     let image = world.image("test/apt:v1");
     let output = world.build_push_slim(&project, &image);
-    assert_success(&output, "build with system_packages");
-    let log = stderr(&output);
+    let (log, pulled) = check_apt_build(&output, "build with system_packages", &image);
     assert!(
         log.contains("Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2 && rm -rf /var/lib/apt/lists/*"),
         "{log}"
     );
-    assert!(
-        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
-        "the run item after apt did not see the package:\n{log}"
-    );
-    let pulled = runner::pull(&image).unwrap();
     let lists = pulled.rootfs.join("var/lib/apt/lists");
     let leftover: Vec<_> = std::fs::read_dir(&lists)
         .map(|d| {

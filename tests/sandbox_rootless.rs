@@ -10,7 +10,9 @@ mod common;
 
 use common::cogpack::World;
 use common::runner::{self, RunOptions};
-use common::sandbox::{assert_libyaml_prediction, assert_no_sandbox_leftovers};
+use common::sandbox::{
+    assert_libyaml_prediction, assert_no_sandbox_leftovers, check_apt_build, check_failed_run_item,
+};
 use common::{assert_success, stderr};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
@@ -158,36 +160,31 @@ impl UserSetup {
     /// `cogpack build --push -t IMAGE --use-cog-base-image=false
     /// --progress plain` as the user.
     fn build_push_slim(&self, world: &World, image: &str) -> Output {
-        self.cogpack(
-            world,
-            &[
-                "build",
-                "--push",
-                "-t",
-                image,
-                "--use-cog-base-image=false",
-                "--progress",
-                "plain",
-            ],
-        )
+        self.cogpack(world, &build_push_slim_args(image))
     }
 }
 
-/// Builds and pushes the `apt` fixture as `user` to `repo_tag`; asserts that
-/// the build succeeded and that the run item after apt found libyaml.
-/// Returns the build log and the pulled image.
+/// `build --push -t IMAGE --use-cog-base-image=false --progress plain`.
+fn build_push_slim_args(image: &str) -> [&str; 7] {
+    [
+        "build",
+        "--push",
+        "-t",
+        image,
+        "--use-cog-base-image=false",
+        "--progress",
+        "plain",
+    ]
+}
+
+/// Builds and pushes the `apt` fixture as `user` to `repo_tag` and checks
+/// it with [`check_apt_build`]; returns the build log and the pulled image.
 fn build_apt_fixture_as(user: TestUser, repo_tag: &str) -> (String, runner::PulledImage) {
     let world = World::new();
     let setup = UserSetup::new(user, "apt", None);
     let image = world.image(repo_tag);
     let output = setup.build_push_slim(&world, &image);
-    assert_success(&output, "rootless build with system_packages");
-    let log = stderr(&output);
-    assert!(
-        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
-        "{log}"
-    );
-    (log, runner::pull(&image).unwrap())
+    check_apt_build(&output, "rootless build with system_packages", &image)
 }
 
 /// Run items that need more than one mapped id: owners of other users,
@@ -418,10 +415,7 @@ fn rootless_failing_run_item_reports_its_exit_code_and_leaves_nothing() {
     let setup = UserSetup::new(user, "runs", Some(cog_yaml));
     let image = world.image("test/rootless-fails:v1");
     let output = setup.build_push_slim(&world, &image);
-    assert!(!output.status.success(), "build must fail");
-    let log = stderr(&output);
-    assert!(log.contains("exited with code 3"), "{log}");
-    assert!(log.contains("about-to-fail"), "{log}");
+    check_failed_run_item(&output, 3);
     assert_no_sandbox_leftovers(&setup.store);
 }
 
@@ -471,14 +465,7 @@ fn user_without_user_namespaces_is_refused_before_any_download() {
         .arg("--clear-groups")
         .arg("--")
         .arg(cogpack.get_program())
-        .args([
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ])
-        .args(["--progress", "plain"])
+        .args(build_push_slim_args(&image))
         .envs(envs)
         .env_remove("SOURCE_DATE_EPOCH")
         .env("HOME", &setup.home)
