@@ -10,7 +10,8 @@ use common::runner::{self, RunOptions};
 use common::{assert_success, project_copy, scratch_dir};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 #[test]
 fn hello_world_on_python_slim_serves_a_prediction() {
@@ -22,15 +23,7 @@ fn hello_world_on_python_slim_serves_a_prediction() {
     let by_skopeo = runner::pull(&image).unwrap_or_else(|e| panic!("skopeo pull {image}: {e}"));
 
     // Our own client pulls the same bytes: same manifest digest, same blobs.
-    let work = scratch_dir("cogpack-own-pull.");
-    let layout = work.path().join("oci");
-    let pulled = world
-        .command(&project)
-        .args(["pull", &image, "--output"])
-        .arg(format!("oci:{}:own", layout.display()))
-        .output()
-        .expect("cogpack pull runs");
-    assert_success(&pulled, "cogpack pull");
+    let (_work, layout, pulled) = cogpack_pull(&world, &project, &image, "own");
     let ours = runner::from_layout(&layout, "own").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ours.manifest_digest, by_skopeo.manifest_digest);
     assert_eq!(ours.manifest, by_skopeo.manifest);
@@ -49,6 +42,27 @@ fn hello_world_on_python_slim_serves_a_prediction() {
     assert_eq!(status, 200, "prediction failed: {body}");
     assert_eq!(body["status"], "succeeded", "{body}");
     assert_eq!(body["output"], "hello world", "{body}");
+}
+
+/// `cogpack pull IMAGE --output oci:LAYOUT:TAG` into a fresh scratch
+/// directory; panics unless it succeeds. Returns the directory guard, the
+/// layout path and cogpack's output.
+fn cogpack_pull(
+    world: &World,
+    project: &Path,
+    image: &str,
+    tag: &str,
+) -> (tempfile::TempDir, PathBuf, Output) {
+    let work = scratch_dir("cogpack-pull.");
+    let layout = work.path().join("oci");
+    let output = world
+        .command(project)
+        .args(["pull", image, "--output"])
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .output()
+        .expect("cogpack pull runs");
+    assert_success(&output, "cogpack pull");
+    (work, layout, output)
 }
 
 /// The sha256 blob file names of an OCI layout.
@@ -99,18 +113,7 @@ fn uncompressed_layers_are_hashed_at_build_and_written_when_pushed() {
     let world = World::new();
     let (_dir, project) = project_copy("fixtures/e2e/hello");
     let image = world.image("test/hello-raw:v1");
-    let output = world.cogpack(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-            "--compression",
-            "none",
-        ],
-    );
+    let output = world.build_push_slim_with(&project, &image, &["--compression", "none"], &[]);
     assert_success(&output, "cogpack build --push --compression none");
     // The source tree's layer was kept as a recipe, then written for the push.
     let recipes = world.store.path().join("recipes");
@@ -121,15 +124,7 @@ fn uncompressed_layers_are_hashed_at_build_and_written_when_pushed() {
     );
     // Pulled with our client: skopeo's `oci:` destination would recompress
     // uncompressed layers.
-    let work = scratch_dir("cogpack-raw-pull.");
-    let layout = work.path().join("oci");
-    let pull = world
-        .command(&project)
-        .args(["pull", &image, "--output"])
-        .arg(format!("oci:{}:raw", layout.display()))
-        .output()
-        .expect("cogpack pull runs");
-    assert_success(&pull, "cogpack pull");
+    let (_work, layout, _) = cogpack_pull(&world, &project, &image, "raw");
     let pulled = runner::from_layout(&layout, "raw").unwrap_or_else(|e| panic!("{e}"));
     let raw_layers = pulled.manifest["layers"]
         .as_array()

@@ -9,12 +9,14 @@
 mod common;
 
 use common::base_image;
-use common::cogpack::World;
+use common::cogpack::{self as cogpack, World};
+use common::file_server::FileServer;
 use common::runner::{self, RunOptions};
+use common::stderr;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The Python the downloads list offers: Debian bookworm's CPython.
 const PYTHON_FULL_VERSION: &str = "3.11.2";
@@ -26,17 +28,10 @@ const UV_PYTHON_PREFIX: &str = "root/.local/share/uv/python/cpython-3.11.2-linux
 /// A loopback HTTP server offering one CPython archive in
 /// python-build-standalone's layout and a uv downloads list naming it.
 struct PythonDownloads {
-    child: Child,
+    _server: FileServer,
     /// URL of the downloads list (`UV_PYTHON_DOWNLOADS_JSON_URL`).
     list_url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for PythonDownloads {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Lays out Debian's CPython 3.11 (package python3.11) as python-build-standalone's
@@ -147,7 +142,7 @@ impl PythonDownloads {
                 .arg("python"),
         );
         let sha256 = hex::encode(Sha256::digest(std::fs::read(&archive).unwrap()));
-        let port = common::free_port();
+        let server = FileServer::start(&serve);
         let (major, minor, patch) = (3, 11, 2);
         let list = json!({
             format!("cpython-{PYTHON_FULL_VERSION}-linux-x86_64-gnu"): {
@@ -159,35 +154,16 @@ impl PythonDownloads {
                 "minor": minor,
                 "patch": patch,
                 "prerelease": "",
-                "url": format!("http://127.0.0.1:{port}/{archive_name}"),
+                "url": server.url(&archive_name),
                 "sha256": sha256,
                 "variant": null,
                 "build": PYTHON_BUILD,
             }
         });
         std::fs::write(serve.join("downloads.json"), list.to_string()).unwrap();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(&serve)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
         PythonDownloads {
-            child,
-            list_url: format!("http://127.0.0.1:{port}/downloads.json"),
+            list_url: server.url("downloads.json"),
+            _server: server,
             _dir: dir,
         }
     }
@@ -197,16 +173,12 @@ fn project() -> (tempfile::TempDir, PathBuf) {
     common::project_copy("fixtures/e2e/cuda-base")
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// `cogpack build --push` on path B with the downloads list forwarded.
 fn build(world: &World, downloads: &PythonDownloads, project: &Path, image: &str) -> Output {
-    world.cogpack_with(
+    world.build_push_slim_with(
         project,
-        &["build", "--push", "-t", image, "--use-cog-base-image=false"],
-        world.store.path(),
+        image,
+        &[],
         &[("UV_PYTHON_DOWNLOADS_JSON_URL", downloads.list_url.as_str())],
     )
 }
@@ -314,29 +286,13 @@ fn gpu_model_on_nvidia_cuda_installs_python_with_uv_and_serves_a_prediction() {
 #[test]
 fn plan_reports_path_b_native_with_the_sandbox_and_refuses_without() {
     let (_dir, project) = project();
-    let plan = |sandbox: &str| {
-        let output = Command::new(common::cogpack::cogpack_bin())
-            .args(["plan", "--json", "--use-cog-base-image=false"])
-            .current_dir(&project)
-            .env("COGPACK_SANDBOX", sandbox)
-            .output()
-            .unwrap();
-        common::assert_success(&output, "cogpack plan");
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
+    let plan = |sandbox: &str| cogpack::plan_json(&project, &[("COGPACK_SANDBOX", sandbox)]);
     let status = |plan: &serde_json::Value, id: &str| {
-        plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .map(|s| {
-                s["native"]["status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_else(|| panic!("no step {id} in {plan}"))
+        let step = cogpack::plan_step(plan, id);
+        step["native"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     let with = plan("1");
     assert_eq!(with["base"]["reference"], base_image::NVIDIA_CUDA);
@@ -362,17 +318,10 @@ fn plan_reports_path_b_native_with_the_sandbox_and_refuses_without() {
 /// A loopback find-links server holding the sdist of `fixtures/e2e/cext-sdist`, a package
 /// with a C extension and no wheel; killed on drop.
 struct SdistServer {
-    child: Child,
+    _server: FileServer,
     /// The find-links URL.
     url: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for SdistServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl SdistServer {
@@ -390,29 +339,10 @@ impl SdistServer {
                 .arg(&serve)
                 .arg(&source),
         );
-        let port = common::free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(&serve)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
+        let server = FileServer::start(&serve);
         SdistServer {
-            child,
-            url: format!("http://127.0.0.1:{port}/"),
+            url: server.url(""),
+            _server: server,
             _dir: dir,
         }
     }
@@ -427,20 +357,11 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
     let text = std::fs::read_to_string(&requirements).unwrap();
     std::fs::write(&requirements, text.replace("FIND_LINKS_URL", &sdists.url)).unwrap();
 
-    let plan = Command::new(common::cogpack::cogpack_bin())
-        .args(["plan", "--json", "--use-cog-base-image=false"])
-        .current_dir(&project)
-        .output()
-        .unwrap();
-    common::assert_success(&plan, "cogpack plan");
-    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let how = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "requirements")
-        .map(|s| s["native"]["how"].as_str().unwrap_or_default().to_string())
-        .unwrap();
+    let plan = cogpack::plan_json(&project, &[]);
+    let how = cogpack::plan_step(&plan, "requirements")["native"]["how"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(how.contains("cog's own pip command"), "{how}");
 
     // pip and uv reach the package index from inside the sandbox. Behind a
@@ -453,18 +374,7 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
         vec![("COG_CA_CERT", ca_bundle.as_str())]
     };
     let image = world.image("test/cext:v1");
-    let output = world.cogpack_with(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ],
-        world.store.path(),
-        &env,
-    );
+    let output = world.build_push_slim_with(&project, &image, &[], &env);
     common::assert_success(&output, "fallback build");
     let log = stderr(&output);
     assert!(
@@ -494,18 +404,7 @@ fn sdist_that_needs_a_compiler_falls_back_to_cogs_pip_command_in_the_sandbox() {
     drop(model);
 
     // Unchanged: the sandboxed installs and the pip freeze come from the step cache.
-    let again = world.cogpack_with(
-        &project,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &world.image("test/cext:v2"),
-            "--use-cog-base-image=false",
-        ],
-        world.store.path(),
-        &env,
-    );
+    let again = world.build_push_slim_with(&project, &world.image("test/cext:v2"), &[], &env);
     common::assert_success(&again, "second fallback build");
     let log = stderr(&again);
     assert!(!log.contains("Running ["), "re-executed:\n{log}");

@@ -11,13 +11,14 @@ mod common;
 use base64::Engine;
 use common::base_image;
 use common::cogpack::{TiniServer, World};
+use common::file_server::FileServer;
 use common::registry::{LoggedRequest, Registry};
 use common::runner::{self, PulledImage, RunOptions, RunningModel};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// `cogpack build --push -t IMAGE ARGS…` in `project` with the world's
 /// store; panics with cogpack's output when it fails.
@@ -115,46 +116,24 @@ fn image_config(reference: &str) -> Value {
     serde_json::from_slice(&raw).expect("image config is JSON")
 }
 
-/// A loopback `python3 -m http.server` over a scratch directory (standing in
-/// for wherever a client keeps its input files); killed on drop.
-struct FileServer {
-    child: Child,
-    port: u16,
+/// A loopback file server over a scratch directory (standing in for
+/// wherever a client keeps its input files); stops on drop.
+struct InputFiles {
+    server: FileServer,
     dir: tempfile::TempDir,
 }
 
-impl FileServer {
-    fn start() -> FileServer {
+impl InputFiles {
+    fn start() -> InputFiles {
         let dir = common::scratch_dir("files");
-        let port = common::free_port();
-        let child = Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        FileServer { child, port, dir }
+        let server = FileServer::start(dir.path());
+        InputFiles { server, dir }
     }
 
     /// Writes `bytes` as `name` and returns its URL.
     fn serve(&self, name: &str, bytes: &[u8]) -> String {
         std::fs::write(self.dir.path().join(name), bytes).unwrap();
-        format!("http://127.0.0.1:{}/{name}", self.port)
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.url(name)
     }
 }
 
@@ -215,7 +194,7 @@ fn numpy_pillow_model_takes_a_path_and_returns_a_file() {
         "data:image/x-portable-graymap;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(pgm(4, 3, &pixels))
     );
-    let files = FileServer::start();
+    let files = InputFiles::start();
     let other_pixels: Vec<u8> = (0..6).map(|i| (i * 40 + 3) as u8).collect();
     let as_url = files.serve("input.pgm", &pgm(2, 3, &other_pixels));
 

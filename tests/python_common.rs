@@ -91,45 +91,7 @@ pub fn write_wheel(path: &Path, dist: &str, version: &str, members: &[(&str, &[u
     z.finish().unwrap();
 }
 
-/// `python3 -m http.server` serving `dir` on a free loopback port; killed on drop.
-pub struct HttpServer {
-    child: std::process::Child,
-    pub port: u16,
-}
-
-impl HttpServer {
-    pub fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 is needed to serve the loopback index");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        HttpServer { child, port }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The loopback file server of the other integration tests (serves the
+/// loopback package indexes).
+#[path = "common/file_server.rs"]
+pub mod file_server;

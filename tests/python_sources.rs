@@ -5,6 +5,7 @@
 mod common;
 
 use cogpack::layer::EntryKind;
+use common::file_server::FileServer;
 use common::*;
 use std::path::Path;
 use std::process::Command;
@@ -103,7 +104,7 @@ fn index_git_and_project_wheel_sources_install_with_direct_urls() {
     write_localpkg(&index_root.join("simple/localpkg"));
     std::fs::create_dir_all(index_root.join("simple/sdistpkg")).unwrap();
     make_sdist(work.path(), &index_root.join("simple/sdistpkg"));
-    let server = HttpServer::start(&index_root);
+    let server = FileServer::start(&index_root);
 
     let repo = work.path().join("gitrepo");
     let commit = make_git_repo(&repo);
@@ -368,7 +369,7 @@ fn index_settings_are_used_and_credentials_stay_out_of_the_lock() {
     let index_root = work.path().join("index");
     std::fs::create_dir_all(index_root.join("simple/localpkg")).unwrap();
     write_localpkg(&index_root.join("simple/localpkg"));
-    let server = HttpServer::start(&index_root);
+    let server = FileServer::start(&index_root);
     let project = work.path().join("project");
     std::fs::create_dir_all(&project).unwrap();
     let mut req = request(&project, &work.path().join("c"), "localpkg==1.0\n");

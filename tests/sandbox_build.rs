@@ -4,8 +4,13 @@
 
 mod common;
 
-use common::cogpack::World;
+use common::cogpack::{self as cogpack, World};
+use common::file_server::FileServer;
 use common::runner::{self, RunOptions};
+use common::sandbox::{
+    assert_libyaml_prediction, assert_no_sandbox_leftovers, check_apt_build, check_failed_run_item,
+};
+use common::{assert_success, stderr};
 use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,31 +21,7 @@ const SECRET: &str = "s3cr3t-4711";
 
 /// Copies `fixtures/sandbox/<name>` into a fresh directory.
 fn project(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = common::scratch_dir("sandbox-project");
-    let dst = dir.path().join(name);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/sandbox")
-        .join(name);
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    (dir, dst)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        stderr(output)
-    );
+    common::project_copy(&format!("fixtures/sandbox/{name}"))
 }
 
 /// What run-3 prints after reading the secret: its SHA-256 and path.
@@ -179,34 +160,17 @@ fn run_items_become_layers_secret_stays_out_and_cache_is_reused() {
 #[test]
 fn plan_reports_run_steps_native_and_refuses_without_the_sandbox() {
     let (_dir, project) = project("runs");
-    let plan = |extra_env: Option<(&str, &str)>| {
-        let mut command = std::process::Command::new(common::cogpack::cogpack_bin());
-        command.args(["plan", "--json", "--use-cog-base-image=false"]);
-        command.current_dir(&project);
-        if let Some((key, value)) = extra_env {
-            command.env(key, value);
-        }
-        let output = command.output().unwrap();
-        assert_success(&output, "cogpack plan");
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
-    };
     let native = |plan: &serde_json::Value, id: &str| {
-        plan["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .map(|s| s["native"]["status"].clone())
-            .unwrap_or_else(|| panic!("no step {id} in {plan}"))
+        cogpack::plan_step(plan, id)["native"]["status"].clone()
     };
-    let with_sandbox = plan(None);
+    let with_sandbox = cogpack::plan_json(&project, &[]);
     for id in ["run-1", "run-2", "run-3"] {
         assert_eq!(native(&with_sandbox, id), json!("native"), "{id}");
     }
-    let without = plan(Some(("COGPACK_SANDBOX", "0")));
+    let without = cogpack::plan_json(&project, &[("COGPACK_SANDBOX", "0")]);
     assert_ne!(native(&without, "run-1"), json!("native"));
     let store = common::scratch_dir("refused-store");
-    let mut command = std::process::Command::new(common::cogpack::cogpack_bin());
+    let mut command = std::process::Command::new(cogpack::cogpack_bin());
     let refused = command
         .args(["build", "--use-cog-base-image=false"])
         .current_dir(&project)
@@ -234,10 +198,7 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
     .unwrap();
     let image = world.image("test/fails:v1");
     let output = world.build_push_slim(&project, &image);
-    assert!(!output.status.success(), "build must fail");
-    let log = stderr(&output);
-    assert!(log.contains("exited with code 2"), "{log}");
-    assert!(log.contains("about-to-fail"), "{log}");
+    let log = check_failed_run_item(&output, 2);
     assert!(log.contains("No such file or directory"), "{log}");
     assert!(!log.contains("not-reached"), "{log}");
     assert!(
@@ -247,14 +208,7 @@ fn failing_run_item_stops_the_build_with_its_exit_code_and_output() {
     let images =
         std::fs::read_to_string(world.store.path().join("images.json")).unwrap_or_default();
     assert!(!images.contains("test/fails"), "image recorded: {images}");
-    let scratch = world.store.path().join("sandbox");
-    let leftovers: Vec<_> = std::fs::read_dir(&scratch)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(
-        leftovers.is_empty(),
-        "partial sandbox dirs left: {leftovers:?}"
-    );
+    assert_no_sandbox_leftovers(world.store.path());
 }
 
 #[test]
@@ -263,17 +217,11 @@ fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
     let (_dir, project) = project("apt");
     let image = world.image("test/apt:v1");
     let output = world.build_push_slim(&project, &image);
-    assert_success(&output, "build with system_packages");
-    let log = stderr(&output);
+    let (log, pulled) = check_apt_build(&output, "build with system_packages", &image);
     assert!(
         log.contains("Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2 && rm -rf /var/lib/apt/lists/*"),
         "{log}"
     );
-    assert!(
-        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
-        "the run item after apt did not see the package:\n{log}"
-    );
-    let pulled = runner::pull(&image).unwrap();
     let lists = pulled.rootfs.join("var/lib/apt/lists");
     let leftover: Vec<_> = std::fs::read_dir(&lists)
         .map(|d| {
@@ -287,47 +235,7 @@ fn system_packages_are_installed_with_apt_and_load_at_predict_time() {
         leftover.is_empty(),
         "apt lists left in the image: {leftover:?}"
     );
-    let model = pulled.run(&RunOptions::default()).unwrap();
-    let (status, body) = model.predict(&json!({"text": "loaded"}));
-    assert_eq!(status, 200, "{body}");
-    let text = body["output"].as_str().unwrap_or_default();
-    assert!(text.starts_with("loaded libyaml 0.2."), "{body}");
-}
-
-/// Serves `dir` over HTTP on a free loopback port; killed on drop.
-struct FileServer(std::process::Child);
-
-impl FileServer {
-    fn start(dir: &Path) -> (FileServer, u16) {
-        let port = common::free_port();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        (FileServer(child), port)
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    assert_libyaml_prediction(&pulled, "loaded");
 }
 
 #[test]
@@ -336,8 +244,8 @@ fn run_item_downloads_a_tool_with_curl_from_a_loopback_server() {
     let (_dir, project) = project("curl");
     let served = common::scratch_dir("served");
     std::fs::rename(project.join("tool"), served.path().join("tool")).unwrap();
-    let (_server, port) = FileServer::start(served.path());
-    write_config_for_port(&project, port);
+    let server = FileServer::start(served.path());
+    write_config_for_port(&project, server.port);
     let image = world.image("test/curl:v1");
     let output = world.build_push_slim(&project, &image);
     assert_success(&output, "build with a curl run item");
@@ -420,8 +328,8 @@ fn git_from_system_packages_clones_and_pip_installs_from_loopback_servers() {
         format!("<html><body><a href=\"../../{wheel}\">{wheel}</a></body></html>\n"),
     )
     .unwrap();
-    let (_server, port) = FileServer::start(served.path());
-    write_config_for_port(&project, port);
+    let server = FileServer::start(served.path());
+    write_config_for_port(&project, server.port);
     let image = world.image("test/git:v1");
     let output = world.build_push_slim(&project, &image);
     assert_success(&output, "build with git clone and pip install");
@@ -491,7 +399,7 @@ fn custom_ca_certificate_is_installed_with_update_ca_certificates() {
     let pem = std::fs::read_to_string(&cert).unwrap();
     let image = world.image("test/ca:v1");
     let mirror_docker = format!("docker.io={}", world.registry.host);
-    let output = std::process::Command::new(common::cogpack::cogpack_bin())
+    let output = std::process::Command::new(cogpack::cogpack_bin())
         .args([
             "build",
             "--push",

@@ -10,6 +10,10 @@ mod common;
 
 use common::cogpack::World;
 use common::runner::{self, RunOptions};
+use common::sandbox::{
+    assert_libyaml_prediction, assert_no_sandbox_leftovers, check_apt_build, check_failed_run_item,
+};
+use common::{assert_success, stderr};
 use serde_json::json;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -92,26 +96,6 @@ fn give(path: &Path, user: TestUser) {
     );
 }
 
-/// A copy of `fixtures/sandbox/<name>` (with `cog_yaml` when given),
-/// owned by `user`.
-fn project(name: &str, cog_yaml: Option<&str>, user: TestUser) -> (tempfile::TempDir, PathBuf) {
-    let dir = common::scratch_dir("rootless-project");
-    let dst = dir.path().join(name);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/sandbox")
-        .join(name);
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    if let Some(text) = cog_yaml {
-        std::fs::write(dst.join("cog.yaml"), text).unwrap();
-    }
-    give(dir.path(), user);
-    (dir, dst)
-}
-
 /// The uv binary of the Python environment running the tests (the root
 /// account's copy may sit in a directory other users cannot enter).
 fn host_uv() -> PathBuf {
@@ -120,52 +104,87 @@ fn host_uv() -> PathBuf {
     PathBuf::from(String::from_utf8(out).unwrap().trim())
 }
 
-/// A store and home directory owned by `user`, with a copy of uv at
-/// `home/bin/uv`.
-fn user_home(user: TestUser) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = common::scratch_dir("rootless-home");
-    let store = dir.path().join("store");
-    let home = dir.path().join("home");
-    std::fs::create_dir(&store).unwrap();
-    std::fs::create_dir_all(home.join("bin")).unwrap();
-    std::fs::copy(host_uv(), home.join("bin/uv")).unwrap();
-    give(dir.path(), user);
-    (dir, store, home)
-}
-
-/// `cogpack ARGS` in `project` as `user`, with its own store and home.
-fn cogpack_as(
-    world: &World,
+/// What one test gives its unprivileged user: a copy of a sandbox fixture
+/// project and a store and home directory of its own (with a copy of uv at
+/// `home/bin/uv`), all owned by the user.
+struct UserSetup {
     user: TestUser,
-    project: &Path,
-    store: &Path,
-    home: &Path,
-    args: &[&str],
-) -> Output {
-    world
-        .command_in(project, store)
-        .uid(user.uid)
-        .gid(user.gid)
-        .env("HOME", home)
-        .env("COGPACK_UV", home.join("bin/uv"))
-        .env_remove("XDG_CACHE_HOME")
-        .args(args)
-        .output()
-        .expect("cogpack runs")
+    project: PathBuf,
+    store: PathBuf,
+    home: PathBuf,
+    /// Holds `store` and `home`; room for more files of the user.
+    home_dir: tempfile::TempDir,
+    _project_dir: tempfile::TempDir,
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+impl UserSetup {
+    /// Sets up `fixtures/sandbox/<fixture>` (with `cog_yaml` when given) for
+    /// `user`.
+    fn new(user: TestUser, fixture: &str, cog_yaml: Option<&str>) -> UserSetup {
+        let (project_dir, project) = common::project_copy(&format!("fixtures/sandbox/{fixture}"));
+        if let Some(text) = cog_yaml {
+            std::fs::write(project.join("cog.yaml"), text).unwrap();
+        }
+        give(project_dir.path(), user);
+        let home_dir = common::scratch_dir("rootless-home");
+        let store = home_dir.path().join("store");
+        let home = home_dir.path().join("home");
+        std::fs::create_dir(&store).unwrap();
+        std::fs::create_dir_all(home.join("bin")).unwrap();
+        std::fs::copy(host_uv(), home.join("bin/uv")).unwrap();
+        give(home_dir.path(), user);
+        UserSetup {
+            user,
+            project,
+            store,
+            home,
+            home_dir,
+            _project_dir: project_dir,
+        }
+    }
+
+    /// `cogpack ARGS` in the project as the user, with its own store and home.
+    fn cogpack(&self, world: &World, args: &[&str]) -> Output {
+        world
+            .command_in(&self.project, &self.store)
+            .uid(self.user.uid)
+            .gid(self.user.gid)
+            .env("HOME", &self.home)
+            .env("COGPACK_UV", self.home.join("bin/uv"))
+            .env_remove("XDG_CACHE_HOME")
+            .args(args)
+            .output()
+            .expect("cogpack runs")
+    }
+
+    /// `cogpack build --push -t IMAGE --use-cog-base-image=false
+    /// --progress plain` as the user.
+    fn build_push_slim(&self, world: &World, image: &str) -> Output {
+        self.cogpack(world, &build_push_slim_args(image))
+    }
 }
 
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        stderr(output)
-    );
+/// `build --push -t IMAGE --use-cog-base-image=false --progress plain`.
+fn build_push_slim_args(image: &str) -> [&str; 7] {
+    [
+        "build",
+        "--push",
+        "-t",
+        image,
+        "--use-cog-base-image=false",
+        "--progress",
+        "plain",
+    ]
+}
+
+/// Builds and pushes the `apt` fixture as `user` to `repo_tag` and checks
+/// it with [`check_apt_build`]; returns the build log and the pulled image.
+fn build_apt_fixture_as(user: TestUser, repo_tag: &str) -> (String, runner::PulledImage) {
+    let world = World::new();
+    let setup = UserSetup::new(user, "apt", None);
+    let image = world.image(repo_tag);
+    let output = setup.build_push_slim(&world, &image);
+    check_apt_build(&output, "rootless build with system_packages", &image)
 }
 
 /// Run items that need more than one mapped id: owners of other users,
@@ -263,21 +282,13 @@ fn build_args<'a>(image: &'a str, secret: &'a str) -> Vec<&'a str> {
 fn rootless_run_items_give_the_same_layers_as_root() {
     let world = World::new();
     let user = test_user(MAPPED_USER, Some(MAPPED_RANGE));
-    let (_project_dir, project) = project("runs", Some(OWNERS_COG_YAML), user);
-    let (home_dir, store, home) = user_home(user);
-    let secret = home_dir.path().join("secret.txt");
+    let setup = UserSetup::new(user, "runs", Some(OWNERS_COG_YAML));
+    let secret = setup.home_dir.path().join("secret.txt");
     std::fs::write(&secret, "token\n").unwrap();
     give(&secret, user);
     let secret_flag = format!("id=tok,src={}", secret.display());
 
-    let plan = cogpack_as(
-        &world,
-        user,
-        &project,
-        &store,
-        &home,
-        &["plan", "--json", "--use-cog-base-image=false"],
-    );
+    let plan = setup.cogpack(&world, &["plan", "--json", "--use-cog-base-image=false"]);
     assert_success(&plan, "cogpack plan as a user");
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     for step in plan["steps"].as_array().unwrap() {
@@ -288,14 +299,7 @@ fn rootless_run_items_give_the_same_layers_as_root() {
 
     let rootless_image = world.image("test/rootless-owners:user");
     let started = std::time::Instant::now();
-    let output = cogpack_as(
-        &world,
-        user,
-        &project,
-        &store,
-        &home,
-        &build_args(&rootless_image, &secret_flag),
-    );
+    let output = setup.cogpack(&world, &build_args(&rootless_image, &secret_flag));
     assert_success(&output, "rootless build");
     let rootless_time = started.elapsed();
     let log = stderr(&output);
@@ -309,7 +313,7 @@ fn rootless_run_items_give_the_same_layers_as_root() {
     ] {
         assert!(log.contains(line), "missing {line:?} in:\n{log}");
     }
-    let unpacked_by_user = std::fs::read_dir(&store)
+    let unpacked_by_user = std::fs::read_dir(&setup.store)
         .unwrap()
         .filter_map(Result::ok)
         .any(|e| {
@@ -318,13 +322,13 @@ fn rootless_run_items_give_the_same_layers_as_root() {
                 .starts_with("rootfs-userns-")
         });
     assert!(unpacked_by_user, "no user-namespace rootfs in the store");
-    assert_no_sandbox_leftovers(&store);
+    assert_no_sandbox_leftovers(&setup.store);
 
     let root_image = world.image("test/rootless-owners:root");
     let root_args = build_args(&root_image, &secret_flag);
     // World::cogpack adds the progress flag itself.
     let started = std::time::Instant::now();
-    let output = world.cogpack(&project, &root_args[..root_args.len() - 2]);
+    let output = world.cogpack(&setup.project, &root_args[..root_args.len() - 2]);
     assert_success(&output, "build as root");
     eprintln!(
         "cold build with 4 run items (unpack, curl step, run steps, push): as a user {:.1}s, as root {:.1}s",
@@ -362,29 +366,8 @@ fn rootless_run_items_give_the_same_layers_as_root() {
 
 #[test]
 fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
-    let world = World::new();
     let user = test_user(MAPPED_USER, Some(MAPPED_RANGE));
-    let (_project_dir, project) = project("apt", None, user);
-    let (_home_dir, store, home) = user_home(user);
-    let image = world.image("test/rootless-apt:v1");
-    let output = cogpack_as(
-        &world,
-        user,
-        &project,
-        &store,
-        &home,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-            "--progress",
-            "plain",
-        ],
-    );
-    assert_success(&output, "rootless build with system_packages");
-    let log = stderr(&output);
+    let (log, pulled) = build_apt_fixture_as(user, "test/rootless-apt:v1");
     assert!(
         log.contains(
             "Running [system-packages] apt-get update -qq && apt-get install -qqy libyaml-0-2"
@@ -395,11 +378,6 @@ fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
         !log.contains("APT::Sandbox::User=root"),
         "apt must run as _apt with the full mapping:\n{log}"
     );
-    assert!(
-        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
-        "{log}"
-    );
-    let pulled = runner::pull(&image).unwrap();
     let library = std::fs::symlink_metadata(
         pulled
             .rootfs
@@ -414,67 +392,19 @@ fn rootless_system_packages_install_with_apt_and_load_at_predict_time() {
     })
     .unwrap();
     assert_eq!((library.uid(), library.gid()), (0, 0));
-    let model = pulled.run(&RunOptions::default()).unwrap();
-    let (status, body) = model.predict(&json!({"text": "loaded"}));
-    assert_eq!(status, 200, "{body}");
-    let text = body["output"].as_str().unwrap_or_default();
-    assert!(text.starts_with("loaded libyaml 0.2."), "{body}");
+    assert_libyaml_prediction(&pulled, "loaded");
 }
 
 #[test]
 fn single_id_mapping_runs_apt_as_root_inside_and_says_so() {
-    let world = World::new();
     let user = test_user(SINGLE_USER, None);
-    let (_project_dir, project) = project("apt", None, user);
-    let (_home_dir, store, home) = user_home(user);
-    let image = world.image("test/rootless-single:v1");
-    let output = cogpack_as(
-        &world,
-        user,
-        &project,
-        &store,
-        &home,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-            "--progress",
-            "plain",
-        ],
-    );
-    assert_success(&output, "single-id build with system_packages");
-    let log = stderr(&output);
+    let (log, pulled) = build_apt_fixture_as(user, "test/rootless-single:v1");
     assert!(
         log.contains("[system-packages] note: the user namespace maps only your own uid")
             && log.contains("APT::Sandbox::User=root"),
         "{log}"
     );
-    assert!(
-        log.contains("[run-1] /usr/lib/x86_64-linux-gnu/libyaml-0.so.2"),
-        "{log}"
-    );
-    let pulled = runner::pull(&image).unwrap();
-    let model = pulled.run(&RunOptions::default()).unwrap();
-    let (status, body) = model.predict(&json!({"text": "single"}));
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body["output"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("single libyaml 0.2."),
-        "{body}"
-    );
-}
-
-/// Asserts that no run or probe directory is left in the store's scratch
-/// space (files of subordinate ids must be removed too).
-fn assert_no_sandbox_leftovers(store: &Path) {
-    let leftovers: Vec<_> = std::fs::read_dir(store.join("sandbox"))
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(leftovers.is_empty(), "sandbox dirs left: {leftovers:?}");
+    assert_libyaml_prediction(&pulled, "single");
 }
 
 #[test]
@@ -482,30 +412,11 @@ fn rootless_failing_run_item_reports_its_exit_code_and_leaves_nothing() {
     let world = World::new();
     let user = test_user(MAPPED_USER, Some(MAPPED_RANGE));
     let cog_yaml = "build:\n  python_version: \"3.11\"\n  python_requirements: requirements.txt\n  sdk_version: \"0.23.1\"\n  run:\n    - mkdir -p /var/cache/apt/archives/partial/x && chown -R _apt /var/cache/apt/archives/partial && chmod 700 /var/cache/apt/archives/partial/x && echo about-to-fail && exit 3\npredict: \"predict.py:Predictor\"\n";
-    let (_project_dir, project) = project("runs", Some(cog_yaml), user);
-    let (_home_dir, store, home) = user_home(user);
+    let setup = UserSetup::new(user, "runs", Some(cog_yaml));
     let image = world.image("test/rootless-fails:v1");
-    let output = cogpack_as(
-        &world,
-        user,
-        &project,
-        &store,
-        &home,
-        &[
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-            "--progress",
-            "plain",
-        ],
-    );
-    assert!(!output.status.success(), "build must fail");
-    let log = stderr(&output);
-    assert!(log.contains("exited with code 3"), "{log}");
-    assert!(log.contains("about-to-fail"), "{log}");
-    assert_no_sandbox_leftovers(&store);
+    let output = setup.build_push_slim(&world, &image);
+    check_failed_run_item(&output, 3);
+    assert_no_sandbox_leftovers(&setup.store);
 }
 
 /// Runs argv in a user namespace mapping every id to itself, whose
@@ -538,10 +449,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 fn user_without_user_namespaces_is_refused_before_any_download() {
     let world = World::new();
     let user = test_user(MAPPED_USER, Some(MAPPED_RANGE));
-    let (_project_dir, project) = project("runs", None, user);
-    let (_home_dir, store, home) = user_home(user);
+    let setup = UserSetup::new(user, "runs", None);
     let image = world.image("test/rootless-refused:v1");
-    let cogpack = world.command_in(&project, &store);
+    let cogpack = world.command_in(&setup.project, &setup.store);
     let envs: Vec<_> = cogpack
         .get_envs()
         .filter_map(|(key, value)| Some((key.to_owned(), value?.to_owned())))
@@ -555,18 +465,11 @@ fn user_without_user_namespaces_is_refused_before_any_download() {
         .arg("--clear-groups")
         .arg("--")
         .arg(cogpack.get_program())
-        .args([
-            "build",
-            "--push",
-            "-t",
-            &image,
-            "--use-cog-base-image=false",
-        ])
-        .args(["--progress", "plain"])
+        .args(build_push_slim_args(&image))
         .envs(envs)
         .env_remove("SOURCE_DATE_EPOCH")
-        .env("HOME", &home)
-        .current_dir(&project)
+        .env("HOME", &setup.home)
+        .current_dir(&setup.project)
         .output()
         .expect("python3 runs");
     assert!(

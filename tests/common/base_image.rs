@@ -94,24 +94,54 @@ pub fn push_cog_base(registry_host: &str) -> PushedImage {
 /// The cached OCI layout holding both stand-ins (tags `python-3.11-slim` and
 /// `cog-base-python3.11`), built on first use. Treat it as read-only.
 pub fn stand_in_layout() -> PathBuf {
-    let key = inputs_key();
-    let finished = cache_dir().join(format!("base-{key}"));
+    cached_layout("base", &inputs_key(), build_into)
+}
+
+/// The OCI layout `CACHE/<name>-<key>/oci`, built by `build` (into a
+/// directory it then renames there) unless a finished one is there; the
+/// build holds a file lock so concurrent test processes build it once.
+fn cached_layout(name: &str, key: &str, build: fn(&Path)) -> PathBuf {
+    let finished = cache_dir().join(format!("{name}-{key}"));
     if finished.join("oci/index.json").exists() {
         return finished.join("oci");
     }
-    let lock_path = cache_dir().join(format!("base-{key}.lock"));
+    let lock_path = cache_dir().join(format!("{name}-{key}.lock"));
     let lock = File::create(&lock_path)
         .unwrap_or_else(|e| panic!("create lock {}: {e}", lock_path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
     if !finished.join("oci/index.json").exists() {
-        build_into(&finished);
+        build(&finished);
     }
     finished.join("oci")
 }
 
+/// The running hash of `parts`, each followed by a NUL byte.
+fn hash_parts(parts: &[&str]) -> Sha256 {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+}
+
+/// A cache key: the first 16 hex digits of a finished hash.
+fn key_of(hasher: Sha256) -> String {
+    hex::encode(hasher.finalize())[..16].to_string()
+}
+
 fn push(layout_tag: &str, registry_host: &str, repo_tag: &str) -> PushedImage {
-    let layout = stand_in_layout();
+    push_layout(&stand_in_layout(), layout_tag, registry_host, repo_tag)
+}
+
+/// Copies `layout:layout_tag` to `registry_host/repo_tag` with skopeo.
+fn push_layout(
+    layout: &Path,
+    layout_tag: &str,
+    registry_host: &str,
+    repo_tag: &str,
+) -> PushedImage {
     let reference = format!("{registry_host}/{repo_tag}");
     let scratch = tempfile::tempdir().expect("temp dir for digest file");
     let digest_file = scratch.path().join("digest");
@@ -134,8 +164,7 @@ fn inputs_key() -> String {
     let tini = fs::read(HOST_TINI_STATIC).unwrap_or_else(|e| {
         panic!("read {HOST_TINI_STATIC}: {e} (hint: `apt-get install tini` or `bash .ci/run`)")
     });
-    let mut hasher = Sha256::new();
-    for part in [
+    let mut hasher = hash_parts(&[
         RECIPE_VERSION,
         DEBIAN_SUITE,
         PACKAGES,
@@ -145,64 +174,92 @@ fn inputs_key() -> String {
         CUSTOMIZE_HOOK,
         &PYTHON_SLIM_ENV.join("\n"),
         &COG_BASE_EXTRA_ENV.join("\n"),
-    ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
+    ]);
     hasher.update(Sha256::digest(&tini));
-    hex::encode(hasher.finalize())[..16].to_string()
+    key_of(hasher)
 }
 
 /// Builds both stand-ins in a scratch dir next to `finished`, then renames it into place.
 fn build_into(finished: &Path) {
+    build_in_scratch("base-build.", finished, |work| {
+        let rootfs_tar = work.join("rootfs.tar");
+        let hook = work.join("customize-hook.sh");
+        fs::write(&hook, CUSTOMIZE_HOOK).expect("write customize hook");
+        minbase_rootfs_tar(PACKAGES, Some(&hook), &rootfs_tar);
+        let layout = work.join("oci");
+        single_layer_image(
+            &layout,
+            &rootfs_tar,
+            &SingleLayerImage {
+                layout_tag: PYTHON_SLIM_LAYOUT_TAG,
+                created_by: "mmdebstrap minbase python3 (stand-in)",
+                cmd: "python3",
+                env: PYTHON_SLIM_ENV,
+            },
+        );
+        build_cog_base(work, &layout);
+        fs::remove_file(&rootfs_tar).expect("remove rootfs tar");
+    });
+}
+
+/// Runs `build` in a scratch directory next to the cache, then renames that
+/// directory to `finished` (so a half-built layout is never found there).
+fn build_in_scratch(prefix: &str, finished: &Path, build: impl FnOnce(&Path)) {
     let scratch = tempfile::Builder::new()
-        .prefix("base-build.")
+        .prefix(prefix)
         .tempdir_in(cache_dir())
         .expect("create base build dir");
-    let work = scratch.path();
-    let rootfs_tar = work.join("rootfs.tar");
-    build_rootfs_tar(work, &rootfs_tar);
-    let layout = work.join("oci");
-    build_python_slim(&layout, &rootfs_tar);
-    build_cog_base(work, &layout);
-    fs::remove_file(&rootfs_tar).expect("remove rootfs tar");
+    build(scratch.path());
     let _ = fs::remove_dir_all(finished);
     fs::rename(scratch.keep(), finished).expect("move finished stand-in layout into place");
 }
 
-fn build_rootfs_tar(work: &Path, out: &Path) {
-    let hook = work.join("customize-hook.sh");
-    fs::write(&hook, CUSTOMIZE_HOOK).expect("write customize hook");
-    run_ok(
-        Command::new("mmdebstrap")
-            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
-            .stdin(Stdio::null())
-            .args(["--quiet", "--variant=minbase", "--format=tar"])
-            .arg(format!("--include={PACKAGES}"))
-            .args([
-                "--dpkgopt=path-exclude=/usr/share/man/*",
-                "--dpkgopt=path-exclude=/usr/share/locale/*",
-                "--dpkgopt=path-exclude=/usr/share/doc/*",
-                "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-            ])
-            .arg(format!("--customize-hook=sh {} \"$1\"", hook.display()))
-            .arg(DEBIAN_SUITE)
-            .arg(out),
-    );
+/// A Debian minbase rootfs of [`DEBIAN_SUITE`] with `packages` (comma
+/// separated), without man pages, locales or docs but their copyright
+/// files, written as a tar to `out` with mmdebstrap; `hook` (a shell
+/// script) customizes the rootfs when given.
+fn minbase_rootfs_tar(packages: &str, hook: Option<&Path>, out: &Path) {
+    let mut mmdebstrap = Command::new("mmdebstrap");
+    mmdebstrap
+        .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+        .stdin(Stdio::null())
+        .args(["--quiet", "--variant=minbase", "--format=tar"])
+        .arg(format!("--include={packages}"))
+        .args([
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        ]);
+    if let Some(hook) = hook {
+        mmdebstrap.arg(format!("--customize-hook=sh {} \"$1\"", hook.display()));
+    }
+    run_ok(mmdebstrap.arg(DEBIAN_SUITE).arg(out));
 }
 
-fn build_python_slim(layout: &Path, rootfs_tar: &Path) {
-    let image = format!("{}:{PYTHON_SLIM_LAYOUT_TAG}", layout.display());
+/// What [`single_layer_image`] writes besides the rootfs layer.
+struct SingleLayerImage<'a> {
+    /// Tag of the image inside the layout.
+    layout_tag: &'a str,
+    /// The layer's `created_by` history entry.
+    created_by: &'a str,
+    /// The image's `CMD`.
+    cmd: &'a str,
+    /// The image's env, `KEY=value`.
+    env: &'a [&'a str],
+}
+
+/// Creates the OCI layout `layout` with one linux/amd64 image of the single
+/// layer `rootfs_tar`, dated [`CREATED`].
+fn single_layer_image(layout: &Path, rootfs_tar: &Path, spec: &SingleLayerImage) {
+    let image = format!("{}:{}", layout.display(), spec.layout_tag);
     run_ok(Command::new("umoci").args(["init", "--layout"]).arg(layout));
     run_ok(Command::new("umoci").args(["new", "--image", &image]));
     run_ok(
         Command::new("umoci")
             .args(["raw", "add-layer", "--image", &image])
             .args(["--history.created", CREATED])
-            .args([
-                "--history.created_by",
-                "mmdebstrap minbase python3 (stand-in)",
-            ])
+            .args(["--history.created_by", spec.created_by])
             .arg(rootfs_tar),
     );
     let mut config = Command::new("umoci");
@@ -216,8 +273,8 @@ fn build_python_slim(layout: &Path, rootfs_tar: &Path) {
             "--created",
             CREATED,
         ])
-        .args(["--config.cmd", "python3"]);
-    for env in PYTHON_SLIM_ENV {
+        .args(["--config.cmd", spec.cmd]);
+    for env in spec.env {
         config.args(["--config.env", env]);
     }
     run_ok(&mut config);
@@ -318,111 +375,41 @@ const NVIDIA_CUDA_ENV: &[&str] = &[
 /// Pushes the `nvidia/cuda` stand-in (a Debian minbase rootfs without Python, with the CUDA
 /// image's env) to the registry at `registry_host` as [`NVIDIA_CUDA`].
 pub fn push_nvidia_cuda(registry_host: &str) -> PushedImage {
-    let layout = nvidia_cuda_layout();
-    let reference = format!("{registry_host}/{NVIDIA_CUDA}");
-    let scratch = tempfile::tempdir().expect("temp dir for digest file");
-    let digest_file = scratch.path().join("digest");
-    run_ok(
-        Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false", "--digestfile"])
-            .arg(&digest_file)
-            .arg(format!("oci:{}:{NVIDIA_CUDA_LAYOUT_TAG}", layout.display()))
-            .arg(format!("docker://{reference}")),
-    );
-    let digest = fs::read_to_string(&digest_file).expect("skopeo wrote the digest file");
-    PushedImage {
-        reference,
-        digest: digest.trim().to_string(),
-    }
+    push_layout(
+        &nvidia_cuda_layout(),
+        NVIDIA_CUDA_LAYOUT_TAG,
+        registry_host,
+        NVIDIA_CUDA,
+    )
 }
 
 /// The cached OCI layout holding the `nvidia/cuda` stand-in, built on first use.
 fn nvidia_cuda_layout() -> PathBuf {
-    let mut hasher = Sha256::new();
-    for part in [
+    let key = key_of(hash_parts(&[
         NVIDIA_CUDA_RECIPE,
         DEBIAN_SUITE,
         NVIDIA_CUDA_PACKAGES,
         SOURCE_DATE_EPOCH,
         CREATED,
         &NVIDIA_CUDA_ENV.join("\n"),
-    ] {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    let key = hex::encode(hasher.finalize())[..16].to_string();
-    let finished = cache_dir().join(format!("cuda-base-{key}"));
-    if finished.join("oci/index.json").exists() {
-        return finished.join("oci");
-    }
-    let lock_path = cache_dir().join(format!("cuda-base-{key}.lock"));
-    let lock = File::create(&lock_path)
-        .unwrap_or_else(|e| panic!("create lock {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("lock {}: {e}", lock_path.display()));
-    if !finished.join("oci/index.json").exists() {
-        build_nvidia_cuda_into(&finished);
-    }
-    finished.join("oci")
+    ]));
+    cached_layout("cuda-base", &key, build_nvidia_cuda_into)
 }
 
 fn build_nvidia_cuda_into(finished: &Path) {
-    let scratch = tempfile::Builder::new()
-        .prefix("cuda-base-build.")
-        .tempdir_in(cache_dir())
-        .expect("create base build dir");
-    let work = scratch.path();
-    let rootfs_tar = work.join("rootfs.tar");
-    run_ok(
-        Command::new("mmdebstrap")
-            .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
-            .stdin(Stdio::null())
-            .args(["--quiet", "--variant=minbase", "--format=tar"])
-            .arg(format!("--include={NVIDIA_CUDA_PACKAGES}"))
-            .args([
-                "--dpkgopt=path-exclude=/usr/share/man/*",
-                "--dpkgopt=path-exclude=/usr/share/locale/*",
-                "--dpkgopt=path-exclude=/usr/share/doc/*",
-                "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-            ])
-            .arg(DEBIAN_SUITE)
-            .arg(&rootfs_tar),
-    );
-    let layout = work.join("oci");
-    let image = format!("{}:{NVIDIA_CUDA_LAYOUT_TAG}", layout.display());
-    run_ok(
-        Command::new("umoci")
-            .args(["init", "--layout"])
-            .arg(&layout),
-    );
-    run_ok(Command::new("umoci").args(["new", "--image", &image]));
-    run_ok(
-        Command::new("umoci")
-            .args(["raw", "add-layer", "--image", &image])
-            .args(["--history.created", CREATED])
-            .args([
-                "--history.created_by",
-                "mmdebstrap minbase, no python (nvidia/cuda stand-in)",
-            ])
-            .arg(&rootfs_tar),
-    );
-    let mut config = Command::new("umoci");
-    config
-        .args(["config", "--image", &image, "--no-history"])
-        .args([
-            "--os",
-            "linux",
-            "--architecture",
-            "amd64",
-            "--created",
-            CREATED,
-        ])
-        .args(["--config.cmd", "/bin/bash"]);
-    for env in NVIDIA_CUDA_ENV {
-        config.args(["--config.env", env]);
-    }
-    run_ok(&mut config);
-    fs::remove_file(&rootfs_tar).expect("remove rootfs tar");
-    let _ = fs::remove_dir_all(finished);
-    fs::rename(scratch.keep(), finished).expect("move finished stand-in layout into place");
+    build_in_scratch("cuda-base-build.", finished, |work| {
+        let rootfs_tar = work.join("rootfs.tar");
+        minbase_rootfs_tar(NVIDIA_CUDA_PACKAGES, None, &rootfs_tar);
+        single_layer_image(
+            &work.join("oci"),
+            &rootfs_tar,
+            &SingleLayerImage {
+                layout_tag: NVIDIA_CUDA_LAYOUT_TAG,
+                created_by: "mmdebstrap minbase, no python (nvidia/cuda stand-in)",
+                cmd: "/bin/bash",
+                env: NVIDIA_CUDA_ENV,
+            },
+        );
+        fs::remove_file(&rootfs_tar).expect("remove rootfs tar");
+    });
 }

@@ -3,10 +3,11 @@
 //! loopback server for the tini binary, and an empty store.
 
 use super::base_image;
+use super::file_server::FileServer;
 use super::registry::Registry;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 /// The cogpack binary: `COGPACK_BIN`, else the one cargo built next to the tests.
 pub fn cogpack_bin() -> PathBuf {
@@ -23,9 +24,9 @@ pub fn cogpack_bin() -> PathBuf {
 }
 
 /// A loopback HTTP server for the tini binary (its real download host is
-/// unreachable here); killed on drop.
+/// unreachable here); stops on drop.
 pub struct TiniServer {
-    child: Child,
+    _server: FileServer,
     /// Download URL.
     pub url: String,
     /// SHA-256 (hex) of the served file.
@@ -40,40 +41,13 @@ impl TiniServer {
         let bytes = std::fs::read("/usr/bin/tini-static")
             .expect("Debian's tini package provides /usr/bin/tini-static");
         std::fs::write(dir.path().join("tini-amd64"), &bytes).unwrap();
-        let port = super::free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        let url = format!("http://127.0.0.1:{port}/tini-amd64");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
+        let server = FileServer::start(dir.path());
         TiniServer {
-            child,
-            url,
+            url: server.url("tini-amd64"),
+            _server: server,
             sha256: hex::encode(Sha256::digest(&bytes)),
             _dir: dir,
         }
-    }
-}
-
-impl Drop for TiniServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -109,10 +83,20 @@ impl World {
     /// `cogpack build --push -t IMAGE --use-cog-base-image=false` (the
     /// python:slim path) with this world's store.
     pub fn build_push_slim(&self, project: &Path, image: &str) -> Output {
-        self.cogpack(
-            project,
-            &["build", "--push", "-t", image, "--use-cog-base-image=false"],
-        )
+        self.build_push_slim_with(project, image, &[], &[])
+    }
+
+    /// [`World::build_push_slim`] with `extra` arguments and `env` added.
+    pub fn build_push_slim_with(
+        &self,
+        project: &Path,
+        image: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let mut args = vec!["build", "--push", "-t", image, "--use-cog-base-image=false"];
+        args.extend_from_slice(extra);
+        self.cogpack_with(project, &args, self.store.path(), env)
     }
 
     /// [`World::cogpack`] with another store.
@@ -172,4 +156,27 @@ impl World {
     pub fn image(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.registry.host)
     }
+}
+
+/// `cogpack plan --json --use-cog-base-image=false` in `project` with `env`
+/// added; panics with cogpack's output unless it succeeds.
+pub fn plan_json(project: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    let output = Command::new(cogpack_bin())
+        .args(["plan", "--json", "--use-cog-base-image=false"])
+        .current_dir(project)
+        .envs(env.iter().copied())
+        .output()
+        .expect("cogpack runs");
+    super::assert_success(&output, "cogpack plan");
+    serde_json::from_slice(&output.stdout).expect("cogpack plan --json prints JSON")
+}
+
+/// The step called `id` of a [`plan_json`] plan; panics when there is none.
+pub fn plan_step<'a>(plan: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    plan["steps"]
+        .as_array()
+        .expect("plan steps")
+        .iter()
+        .find(|step| step["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {plan}"))
 }

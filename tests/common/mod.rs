@@ -6,8 +6,10 @@
 
 pub mod base_image;
 pub mod cogpack;
+pub mod file_server;
 pub mod registry;
 pub mod runner;
+pub mod sandbox;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -286,4 +288,9 @@ pub fn assert_success(output: &Output, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A command's stderr as (lossy) UTF-8 text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
