@@ -107,6 +107,22 @@ impl WeightStore {
         })
     }
 
+    /// Starts a file whose content the caller writes and hashes itself (for
+    /// parallel ingest: the digest is computed from the same bytes on other
+    /// threads); filed with [`StoreTemp::commit_as`].
+    pub fn temp(&self) -> Result<StoreTemp> {
+        let dir = self.blobs_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| WeightsError::io("creating", &dir, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("put-")
+            .tempfile_in(&dir)
+            .map_err(|e| WeightsError::io("creating a temporary file in", &dir, e))?;
+        Ok(StoreTemp {
+            store: self.clone(),
+            tmp,
+        })
+    }
+
     /// Stores the bytes of `reader`, which must hash to `digest` (and have
     /// `size` bytes when given). Already present ⇒ the reader is drained.
     pub fn put(&self, digest: &Digest, size: Option<u64>, mut reader: impl Read) -> Result<()> {
@@ -145,15 +161,7 @@ impl StoreWriter {
         let tmp = buffered
             .into_inner()
             .map_err(|e| WeightsError::Source(format!("writing into the weights store: {e}")))?;
-        let path = self.store.path_of(&digest);
-        let dir = path.parent().expect("blob paths have a parent");
-        std::fs::create_dir_all(dir).map_err(|e| WeightsError::io("creating", dir, e))?;
-        set_read_only(tmp.as_file()).map_err(|e| WeightsError::io("setting mode of", &path, e))?;
-        if self.store.contains(&digest, Some(size)) {
-            return Ok((digest, size));
-        }
-        tmp.persist(&path)
-            .map_err(|e| WeightsError::io("storing", &path, e.error))?;
+        file_under(&self.store, tmp, &digest, size)?;
         Ok((digest, size))
     }
 
@@ -168,6 +176,62 @@ impl StoreWriter {
             )));
         }
         self.commit().map(|_| ())
+    }
+}
+
+/// Renames a finished temporary file to the blob path of `digest`.
+///
+/// Durability: the blob is not fsynced. The rename makes it visible only
+/// complete, but after a power loss a blob may be shorter than its name says
+/// (ext4 `data=ordered` never exposes the size before the data); the store
+/// treats a blob with the wrong size as missing, and push and pull re-hash
+/// every blob they read, so a damaged blob is never trusted.
+fn file_under(
+    store: &WeightStore,
+    tmp: tempfile::NamedTempFile,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    let path = store.path_of(digest);
+    let dir = path.parent().expect("blob paths have a parent");
+    std::fs::create_dir_all(dir).map_err(|e| WeightsError::io("creating", dir, e))?;
+    set_read_only(tmp.as_file()).map_err(|e| WeightsError::io("setting mode of", &path, e))?;
+    if store.contains(digest, Some(size)) {
+        return Ok(());
+    }
+    tmp.persist(&path)
+        .map_err(|e| WeightsError::io("storing", &path, e.error))?;
+    Ok(())
+}
+
+/// A temporary store file written by the caller (see [`WeightStore::temp`]).
+pub struct StoreTemp {
+    store: WeightStore,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl StoreTemp {
+    /// The open temporary file, for positioned writes or `copy_file_range`.
+    pub fn file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    /// Files the content under `digest`, which the caller computed from the
+    /// very bytes it wrote; fails (storing nothing) if the file does not hold
+    /// exactly `size` bytes.
+    pub fn commit_as(self, digest: &Digest, size: u64) -> Result<()> {
+        let written = self
+            .tmp
+            .as_file()
+            .metadata()
+            .map_err(|e| WeightsError::io("reading metadata of", self.tmp.path(), e))?
+            .len();
+        if written != size {
+            return Err(WeightsError::Integrity(format!(
+                "store copy of {digest} holds {written} bytes, expected {size}; the source changed while it was copied; hint: run the command again"
+            )));
+        }
+        file_under(&self.store, self.tmp, digest, size)
     }
 }
 
