@@ -40,7 +40,16 @@ fn main() {
 
     assert_eq!(content.hex(), hex::encode(one));
     assert_eq!(layer_digest.hex(), hex::encode(two.1));
-    println!("sha2, one digest:          {:.2} GB/s of content", rate(t_one));
-    println!("sha2, two digests:         {:.2} GB/s of content", rate(t_two));
-    println!("Sha256Pair, both digests:  {:.2} GB/s of content", rate(t_pair));
+    println!(
+        "sha2, one digest:          {:.2} GB/s of content",
+        rate(t_one)
+    );
+    println!(
+        "sha2, two digests:         {:.2} GB/s of content",
+        rate(t_two)
+    );
+    println!(
+        "Sha256Pair, both digests:  {:.2} GB/s of content",
+        rate(t_pair)
+    );
 }

@@ -447,9 +447,12 @@ fn run_pass(
         .iter()
         .flat_map(|&li| layers[li].files.iter().map(|&m| slots[m]))
         .collect();
-    let (mut local, remote): (Vec<HashJob>, Vec<HashJob>) = jobs
-        .into_iter()
-        .partition(|j| matches!(listings[j.slot.0].files[j.slot.1].fetch, Fetch::Local { .. }));
+    let (mut local, remote): (Vec<HashJob>, Vec<HashJob>) = jobs.into_iter().partition(|j| {
+        matches!(
+            listings[j.slot.0].files[j.slot.1].fetch,
+            Fetch::Local { .. }
+        )
+    });
     let mut results = run_url_jobs(&remote, listings, opts)?;
     // Bundle members first, so their compression overlaps the large files.
     local.sort_by_key(|j| !early_slots.contains(&j.slot));
@@ -514,7 +517,10 @@ fn bundle_follow_up<'a>(
     opts: &'a ImportOptions,
 ) -> ingest::FollowUp<'a, (Digest, u64)> {
     let members: Vec<Slot> = layers[li].files.iter().map(|&m| slots[m]).collect();
-    let needs: Vec<usize> = members.iter().filter_map(|s| job_of.get(s).copied()).collect();
+    let needs: Vec<usize> = members
+        .iter()
+        .filter_map(|s| job_of.get(s).copied())
+        .collect();
     let run = move |outcomes: Vec<ingest::LocalOutcome>| {
         let mut local = outcomes.into_iter();
         let files: Vec<LayerFile> = members

@@ -144,6 +144,8 @@ struct Progress {
 }
 
 struct State<'a, T> {
+    /// A task panicked: the other workers stop (the panic then propagates).
+    aborted: bool,
     queue: VecDeque<Task<'a, T>>,
     pending_jobs: VecDeque<usize>,
     open_jobs: usize,
@@ -164,12 +166,15 @@ struct Scheduler<'j, 'a, T> {
 
 impl<'j, 'a, T: Send> Scheduler<'j, 'a, T> {
     fn new(jobs: &'j [LocalJob], follow_ups: Vec<FollowUp<'a, T>>, workers: usize) -> Self {
-        let (follow_needs, follow_runs): (Vec<_>, Vec<_>) =
-            follow_ups.into_iter().map(|f| (f.needs, Some(f.run))).unzip();
+        let (follow_needs, follow_runs): (Vec<_>, Vec<_>) = follow_ups
+            .into_iter()
+            .map(|f| (f.needs, Some(f.run)))
+            .unzip();
         let sched = Scheduler {
             jobs,
             max_open: OPEN_PER_WORKER * workers,
             state: Mutex::new(State {
+                aborted: false,
                 queue: VecDeque::new(),
                 pending_jobs: (0..jobs.len()).collect(),
                 open_jobs: 0,
@@ -208,6 +213,7 @@ impl<'j, 'a, T: Send> Scheduler<'j, 'a, T> {
     /// A worker: runs tasks until there are none left.
     fn work(&self) {
         while let Some(task) = self.next_task() {
+            let _guard = PanicGuard(self);
             match task {
                 Task::Open(n) => self.open_job(n),
                 Task::Step(step) => self.advance(step),
@@ -231,7 +237,7 @@ impl<'j, 'a, T: Send> Scheduler<'j, 'a, T> {
                 state.running += 1;
                 return Some(task);
             }
-            if state.running == 0 {
+            if state.running == 0 || state.aborted {
                 return None;
             }
             state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -363,6 +369,19 @@ impl<'j, 'a, T: Send> Scheduler<'j, 'a, T> {
     }
 }
 
+/// Stops the other workers when a task panics, so that they do not wait
+/// for work the panicked task would have queued.
+struct PanicGuard<'s, 'j, 'a, T: Send>(&'s Scheduler<'j, 'a, T>);
+
+impl<T: Send> Drop for PanicGuard<'_, '_, '_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().aborted = true;
+            self.0.wake.notify_all();
+        }
+    }
+}
+
 /// Processes bytes `[step.offset, end)` of a stream.
 fn run_chunk(job: &LocalJob, step: &mut Step, end: u64) -> Result<()> {
     let data = step.input.data();
@@ -378,7 +397,11 @@ fn run_chunk(job: &LocalJob, step: &mut Step, end: u64) -> Result<()> {
             pair.update(chunk);
         }
         StreamKind::Copy => {
-            let temp = step.input.temp.as_ref().expect("copy streams have a store file");
+            let temp = step
+                .input
+                .temp
+                .as_ref()
+                .expect("copy streams have a store file");
             copy_range(&step.input.handle, temp.file(), chunk, step.offset)
                 .map_err(|e| WeightsError::io("copying into the weights store", &job.path, e))?;
         }
