@@ -9,6 +9,14 @@
 //!
 //! Memory is flat in file size: content is only read through the mapping
 //! (file-backed pages); each stream holds a SHA-256 state.
+//!
+//! Durability: a store copy is written to a temporary file and renamed to
+//! its digest only after every stream finished and the source's size and
+//! modification time are unchanged; it is not fsynced (that would put the
+//! disk, ~10 s per 4 GiB here, on the import's path). A crash can therefore
+//! lose or shorten store files whose data was still in the page cache, never
+//! the source files or `weights.lock` (which is fsynced); the
+//! [`store`](super::store) documentation says how a damaged blob is caught.
 
 use super::error::{Result, WeightsError};
 use super::sha_pair::{Sha256Lane, Sha256Pair};
