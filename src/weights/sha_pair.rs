@@ -377,7 +377,7 @@ mod tests {
     }
 
     #[test]
-    fn portable_compression_matches_sha2() {
+    fn portable_and_sha_extension_compressions_agree() {
         let block = pseudo_random(64, 3);
         let mut state = IV;
         portable::compress(&mut state, &block);
