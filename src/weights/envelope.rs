@@ -3,12 +3,14 @@
 //! packer that produces the same bytes.
 //!
 //! cogpack's gzip bytes differ from Go's, so cogpack records its own envelope
-//! (cog's fields plus `producer`, revision 1). A lockfile carrying cog's
+//! (cog's fields with cogpack's bundle gzip level, plus `producer`,
+//! revision 1). A lockfile carrying cog's
 //! envelope is recognised: its raw `tar` layers are reproducible and may be
 //! reused, its `tar+gzip` layers are always recomputed.
 
 use super::pack::{
-    BUNDLE_FILE_MAX, BUNDLE_SIZE_MAX, GZIP_LEVEL_BUNDLE, GZIP_LEVEL_LARGE, INCOMPRESSIBLE_EXTS,
+    BUNDLE_FILE_MAX, BUNDLE_SIZE_MAX, COGPACK_GZIP_LEVEL_BUNDLE, GZIP_LEVEL_BUNDLE,
+    GZIP_LEVEL_LARGE, INCOMPRESSIBLE_EXTS,
 };
 use crate::oci::Digest;
 use crate::oci::media::{OCI_LAYER_GZIP, OCI_LAYER_TAR};
@@ -46,7 +48,10 @@ fn envelope(producer: Option<&'static str>) -> Envelope<'static> {
     Envelope {
         bundle_file_max: BUNDLE_FILE_MAX,
         bundle_size_max: BUNDLE_SIZE_MAX,
-        gzip_level_bundle: GZIP_LEVEL_BUNDLE,
+        gzip_level_bundle: match producer {
+            None => GZIP_LEVEL_BUNDLE,
+            Some(_) => COGPACK_GZIP_LEVEL_BUNDLE,
+        },
         gzip_level_large: GZIP_LEVEL_LARGE,
         incompressible_exts: exts,
         media_type_compressed: OCI_LAYER_GZIP,
@@ -61,8 +66,8 @@ pub fn cog_envelope_json() -> Vec<u8> {
     super::go_json(&envelope(None))
 }
 
-/// The Go JSON bytes of cogpack's envelope (cog's fields plus
-/// `"producer":"cogpack-flate2-zlib-rs"`).
+/// The Go JSON bytes of cogpack's envelope (cog's fields, with cogpack's
+/// bundle gzip level, plus `"producer":"cogpack-flate2-zlib-rs"`).
 pub fn cogpack_envelope_json() -> Vec<u8> {
     super::go_json(&envelope(Some("cogpack-flate2-zlib-rs")))
 }

@@ -6,6 +6,7 @@ use super::artifact::WeightArtifact;
 use super::drift::PlanStatus;
 use super::envelope::{self, EnvelopeKind};
 use super::error::{Result, WeightsError};
+use super::ingest::{self, LocalJob};
 use super::layerio::{LayerFile, compute_layer};
 use super::lockfile::{FileRecord, LayerRecord, LockEntry, LockFile, LockSource};
 use super::pack::{self, Compression, PlannedLayer};
@@ -417,9 +418,12 @@ fn hash_jobs(
 /// Layer digests and sizes computed during the hashing pass, by layer index.
 type ComputedLayers = HashMap<usize, (Digest, u64)>;
 
-/// Runs the hashing pass. Gzip layers whose files are all ingested by this
-/// pass are compressed as soon as their files are stored, concurrently with
-/// the hashing of the large files, instead of after the pass.
+/// Runs the hashing pass. Downloads run first (network-bound, on rayon);
+/// local files then go through [`ingest::run`], which reads each byte once
+/// (file digest, raw-layer digest and store copy over one mapping) and keeps
+/// every core busy across files. Gzip layers whose files are all ingested by
+/// this pass are compressed as follow-ups as soon as their files are stored,
+/// while the large files are still being hashed.
 fn run_pass(
     jobs: Vec<HashJob>,
     listings: &[Listing],
@@ -443,36 +447,40 @@ fn run_pass(
         .iter()
         .flat_map(|&li| layers[li].files.iter().map(|&m| slots[m]))
         .collect();
-    let (early_jobs, late_jobs): (Vec<HashJob>, Vec<HashJob>) = jobs
-        .into_iter()
-        .partition(|j| early_slots.contains(&j.slot));
-    let (early, late) = rayon::join(
-        || -> Result<(Vec<HashResult>, ComputedLayers)> {
-            let results = run_jobs(&early_jobs, listings, opts)?;
-            let digest_of: HashMap<Slot, &Digest> =
-                results.iter().map(|r| (r.slot, &r.digest)).collect();
-            let computed = early_layers
-                .par_iter()
-                .map(|&li| {
-                    let members: Vec<LayerFile> = layers[li]
-                        .files
-                        .iter()
-                        .map(|&m| {
-                            let (s, i) = slots[m];
-                            let f = &listings[s].files[i];
-                            (f.path.clone(), f.size, digest_of[&(s, i)].clone())
-                        })
-                        .collect();
-                    compute_layer(&members, &opts.store, layers[li].compression)
-                        .map(|found| (li, found))
-                })
-                .collect::<Result<HashMap<_, _>>>()?;
-            Ok((results, computed))
-        },
-        || run_jobs(&late_jobs, listings, opts),
-    );
-    let (mut results, mut computed) = early?;
-    results.extend(late?);
+    let (mut local, remote): (Vec<HashJob>, Vec<HashJob>) = jobs.into_iter().partition(|j| {
+        matches!(
+            listings[j.slot.0].files[j.slot.1].fetch,
+            Fetch::Local { .. }
+        )
+    });
+    let mut results = run_url_jobs(&remote, listings, opts)?;
+    // Bundle members first, so their compression overlaps the large files.
+    local.sort_by_key(|j| !early_slots.contains(&j.slot));
+    let local_jobs: Vec<LocalJob> = local.iter().map(|j| local_job(j, listings, opts)).collect();
+    let job_of: HashMap<Slot, usize> = local.iter().enumerate().map(|(n, j)| (j.slot, n)).collect();
+    let downloaded: HashMap<Slot, Digest> =
+        results.iter().map(|r| (r.slot, r.digest.clone())).collect();
+    let follow_ups = early_layers
+        .iter()
+        .map(|&li| bundle_follow_up(li, layers, slots, listings, &job_of, &downloaded, opts))
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (outcomes, bundles) = ingest::run(&local_jobs, follow_ups, workers);
+    for (job, outcome) in local.iter().zip(outcomes) {
+        let outcome = outcome?;
+        results.push(HashResult {
+            slot: job.slot,
+            layer: job
+                .raw_layer
+                .zip(outcome.layer)
+                .map(|(li, (d, size))| (li, d, size)),
+            digest: outcome.digest,
+        });
+    }
+    let mut computed = ComputedLayers::new();
+    for (li, found) in early_layers.iter().zip(bundles) {
+        computed.insert(*li, found?);
+    }
     for r in &results {
         if let Some((li, d, size)) = &r.layer {
             computed.insert(*li, (d.clone(), *size));
@@ -481,7 +489,61 @@ fn run_pass(
     Ok((results, computed))
 }
 
-fn run_jobs(
+/// The ingest job of a local file.
+fn local_job(job: &HashJob, listings: &[Listing], opts: &ImportOptions) -> LocalJob {
+    let file = &listings[job.slot.0].files[job.slot.1];
+    let Fetch::Local { path, modified } = &file.fetch else {
+        unreachable!("only local files are ingested through mappings")
+    };
+    LocalJob {
+        path: path.clone(),
+        label: file.path.clone(),
+        size: file.size,
+        modified: *modified,
+        store: job.ingest.then(|| opts.store.clone()),
+        layer_prefix: job.raw_layer.map(|_| raw_layer_prefix(file)),
+    }
+}
+
+/// Computes a gzip bundle once its local files are stored; downloaded
+/// members are already stored by then.
+fn bundle_follow_up<'a>(
+    li: usize,
+    layers: &'a [PlannedLayer],
+    slots: &'a [Slot],
+    listings: &'a [Listing],
+    job_of: &HashMap<Slot, usize>,
+    downloaded: &'a HashMap<Slot, Digest>,
+    opts: &'a ImportOptions,
+) -> ingest::FollowUp<'a, (Digest, u64)> {
+    let members: Vec<Slot> = layers[li].files.iter().map(|&m| slots[m]).collect();
+    let needs: Vec<usize> = members
+        .iter()
+        .filter_map(|s| job_of.get(s).copied())
+        .collect();
+    let run = move |outcomes: Vec<ingest::LocalOutcome>| {
+        let mut local = outcomes.into_iter();
+        let files: Vec<LayerFile> = members
+            .iter()
+            .map(|slot| {
+                let f = &listings[slot.0].files[slot.1];
+                let digest = match downloaded.get(slot) {
+                    Some(d) => d.clone(),
+                    None => local.next().expect("one outcome per local member").digest,
+                };
+                (f.path.clone(), f.size, digest)
+            })
+            .collect();
+        compute_layer(&files, &opts.store, layers[li].compression)
+    };
+    ingest::FollowUp {
+        needs,
+        run: Box::new(run),
+    }
+}
+
+/// Downloads (and hashes, and stores) the files of remote sources.
+fn run_url_jobs(
     jobs: &[HashJob],
     listings: &[Listing],
     opts: &ImportOptions,
@@ -489,14 +551,12 @@ fn run_jobs(
     jobs.par_iter()
         .map(|job| {
             let file = &listings[job.slot.0].files[job.slot.1];
+            let Fetch::Url { url, options } = &file.fetch else {
+                unreachable!("only remote files are downloaded")
+            };
             let store = job.ingest.then_some(&opts.store);
             let layer_prefix = job.raw_layer.map(|_| raw_layer_prefix(file));
-            let (digest, layer) = match &file.fetch {
-                Fetch::Local { path, modified } => {
-                    hash_local(file, path, *modified, store, layer_prefix)?
-                }
-                Fetch::Url { url, options } => hash_url(file, url, options, store, layer_prefix)?,
-            };
+            let (digest, layer) = hash_url(file, url, options, store, layer_prefix)?;
             Ok(HashResult {
                 slot: job.slot,
                 layer: job
@@ -516,95 +576,12 @@ fn raw_layer_prefix(file: &ListedFile) -> Vec<u8> {
     prefix
 }
 
-fn finish_layer(mut hasher: Sha256, prefix_len: usize, size: u64) -> (Digest, u64) {
-    let pad = tar::padding(size) as usize;
-    hasher.update(vec![0u8; pad]);
-    hasher.update(tar::END);
-    let total = prefix_len as u64 + size + pad as u64 + tar::END.len() as u64;
-    (Digest::from_sha256(hasher.finalize().into()), total)
-}
-
 fn changed_error(file: &ListedFile, path: &std::path::Path, what: &str) -> WeightsError {
     WeightsError::Integrity(format!(
         "{}: {what} while importing (file {}); hint: wait until the file is fully written, then run 'cogpack weights import' again",
         path.display(),
         file.path
     ))
-}
-
-const CHUNK: usize = 4 << 20;
-
-/// Hashes a local file once through mmap: file digest (+ store copy) and,
-/// for a raw layer, the layer digest on a second core.
-fn hash_local(
-    file: &ListedFile,
-    path: &std::path::Path,
-    modified: Option<std::time::SystemTime>,
-    store: Option<&WeightStore>,
-    layer_prefix: Option<Vec<u8>>,
-) -> Result<(Digest, Option<(Digest, u64)>)> {
-    let handle = std::fs::File::open(path).map_err(|e| WeightsError::io("opening", path, e))?;
-    let meta = handle
-        .metadata()
-        .map_err(|e| WeightsError::io("reading metadata of", path, e))?;
-    if meta.len() != file.size || (modified.is_some() && meta.modified().ok() != modified) {
-        return Err(changed_error(file, path, "content changed"));
-    }
-    let map = if file.size > 0 {
-        // SAFETY: the map is only read; a concurrent truncation is the one
-        // hazard of mmap and is detected by the metadata checks around it.
-        let map = unsafe { memmap2::Mmap::map(&handle) }
-            .map_err(|e| WeightsError::io("mapping", path, e))?;
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Some(map)
-    } else {
-        None
-    };
-    let data: &[u8] = map.as_deref().unwrap_or(&[]);
-    let file_pass = || -> Result<Digest> {
-        match store {
-            Some(store) => {
-                let mut writer = store.writer()?;
-                for chunk in data.chunks(CHUNK) {
-                    writer
-                        .write_all(chunk)
-                        .map_err(|e| WeightsError::io("writing into the store for", path, e))?;
-                }
-                Ok(writer.commit()?.0)
-            }
-            None => Ok(sha256_chunks(data)),
-        }
-    };
-    let layer_pass = |prefix: &[u8]| {
-        let mut hasher = Sha256::new();
-        hasher.update(prefix);
-        for chunk in data.chunks(CHUNK) {
-            hasher.update(chunk);
-        }
-        finish_layer(hasher, prefix.len(), data.len() as u64)
-    };
-    let (digest, layer) = match &layer_prefix {
-        Some(prefix) => {
-            let (d, l) = rayon::join(file_pass, || layer_pass(prefix));
-            (d?, Some(l))
-        }
-        None => (file_pass()?, None),
-    };
-    let after = handle
-        .metadata()
-        .map_err(|e| WeightsError::io("reading metadata of", path, e))?;
-    if after.len() != meta.len() || after.modified().ok() != meta.modified().ok() {
-        return Err(changed_error(file, path, "content changed"));
-    }
-    Ok((digest, layer))
-}
-
-fn sha256_chunks(data: &[u8]) -> Digest {
-    let mut hasher = Sha256::new();
-    for chunk in data.chunks(CHUNK) {
-        hasher.update(chunk);
-    }
-    Digest::from_sha256(hasher.finalize().into())
 }
 
 /// Download sink: hashes, optionally feeds a layer hash and writes the store.
@@ -682,7 +659,7 @@ fn hash_url(
     let layer = sink
         .layer
         .take()
-        .map(|h| finish_layer(h, layer_prefix.as_ref().map_or(0, |p| p.len()), size));
+        .map(|h| ingest::finish_layer(h, layer_prefix.as_ref().map_or(0, |p| p.len()), size));
     Ok((digest, layer))
 }
 

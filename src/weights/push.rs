@@ -71,10 +71,7 @@ pub fn layer_compression(
 ) -> Result<Compression> {
     match media_type {
         OCI_LAYER_TAR => Ok(Compression::None),
-        OCI_LAYER_GZIP => {
-            let bundle = files.len() > 1;
-            Ok(Compression::Gzip(if bundle { 9 } else { 6 }))
-        }
+        OCI_LAYER_GZIP => Ok(Compression::Gzip(super::pack::gzip_level(files.len()))),
         other => Err(WeightsError::Lockfile(format!(
             "weight \"{}\": unsupported layer media type {other:?} in weights.lock; hint: run 'cogpack weights import'",
             entry.name
