@@ -105,15 +105,9 @@ impl WeightStore {
 
     /// Starts writing a file whose digest is not known yet.
     pub fn writer(&self) -> Result<StoreWriter> {
-        let dir = self.blobs_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| WeightsError::io("creating", &dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("put-")
-            .tempfile_in(&dir)
-            .map_err(|e| WeightsError::io("creating a temporary file in", &dir, e))?;
         Ok(StoreWriter {
             store: self.clone(),
-            tmp: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, tmp)),
+            tmp: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, self.temp_file()?)),
         })
     }
 
@@ -121,16 +115,21 @@ impl WeightStore {
     /// parallel ingest: the digest is computed from the same bytes on other
     /// threads); filed with [`StoreTemp::commit_as`].
     pub fn temp(&self) -> Result<StoreTemp> {
-        let dir = self.blobs_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| WeightsError::io("creating", &dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("put-")
-            .tempfile_in(&dir)
-            .map_err(|e| WeightsError::io("creating a temporary file in", &dir, e))?;
         Ok(StoreTemp {
             store: self.clone(),
-            tmp,
+            tmp: self.temp_file()?,
         })
+    }
+
+    /// A temporary file next to the blobs (same file system: the rename
+    /// that files it is atomic).
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.blobs_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| WeightsError::io("creating", &dir, e))?;
+        tempfile::Builder::new()
+            .prefix("put-")
+            .tempfile_in(&dir)
+            .map_err(|e| WeightsError::io("creating a temporary file in", &dir, e))
     }
 
     /// Stores the bytes of `reader`, which must hash to `digest` (and have
