@@ -433,7 +433,7 @@ pub fn progress_mode(arg: ProgressArg) -> ProgressMode {
 /// the store (the shallow path never downloads them) are streamed from the
 /// base's registry, digest-verified, straight into the push or output.
 /// Must be called inside a tokio runtime.
-fn complete_image(built: &Built, client: &Client, store: &Store) -> PushImage {
+fn complete_image(built: &Built, client: &Client, store: &Store) -> CompleteImage {
     let layers = built
         .image
         .layers()
@@ -448,20 +448,20 @@ fn complete_image(built: &Built, client: &Client, store: &Store) -> PushImage {
             _ => layer,
         })
         .collect();
-    PushImage {
+    CompleteImage {
         inner: built.image.clone(),
         layers,
     }
 }
 
 /// The built image with base layers that are not in the store read from
-/// the base's registry (streamed to the target, never written to disk).
-struct PushImage {
+/// the base's registry (streamed to the push or output, never into the store).
+struct CompleteImage {
     inner: StoreImage,
     layers: Vec<Arc<dyn Layer>>,
 }
 
-impl Image for PushImage {
+impl Image for CompleteImage {
     fn manifest_bytes(&self) -> &[u8] {
         self.inner.manifest_bytes()
     }
