@@ -125,20 +125,25 @@ impl Client {
         runtime.block_on(self.manifest_exists(reference))
     }
 
+    /// The manifest URL of `reference` on exactly its registry.
+    fn manifest_url(&self, reference: &Reference) -> String {
+        self.api_url(
+            &reference.registry,
+            &format!(
+                "{}/manifests/{}",
+                reference.repository,
+                reference.manifest_key()
+            ),
+        )
+    }
+
     /// `HEAD` a manifest on exactly the reference's registry (no mirrors).
     pub async fn head_manifest_direct(
         &self,
         reference: &Reference,
     ) -> Result<Option<Descriptor>, RegistryError> {
         let host = &reference.registry;
-        let url = self.api_url(
-            host,
-            &format!(
-                "{}/manifests/{}",
-                reference.repository,
-                reference.manifest_key()
-            ),
-        );
+        let url = self.manifest_url(reference);
         let scope = Scope::pull(&reference.repository);
         let response = self
             .send_retrying(host, &scope, |http| {
@@ -201,14 +206,7 @@ impl Client {
         reference: &Reference,
     ) -> Result<FetchedManifest, RegistryError> {
         let host = &reference.registry;
-        let url = self.api_url(
-            host,
-            &format!(
-                "{}/manifests/{}",
-                reference.repository,
-                reference.manifest_key()
-            ),
-        );
+        let url = self.manifest_url(reference);
         let scope = Scope::pull(&reference.repository);
         let response = self
             .send_retrying(host, &scope, |http| {
